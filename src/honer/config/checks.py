@@ -1,0 +1,132 @@
+"""Checks that relate several config keys.
+
+Each check returns (key_path, message) problems; `load_config` collects all of them before raising,
+so a user fixes a config in one pass. Checks never change the config: defaults live in the schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from honer.config.schema import Config
+
+Problem = tuple[str, str]
+
+_LORA_KEYS = (
+    "lora_model_dir",
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+    "lora_target_modules",
+    "lora_target_linear",
+    "lora_modules_to_save",
+    "lora_fan_in_fan_out",
+    "peft_use_dora",
+    "peft_use_rslora",
+)
+
+
+def _precision(cfg: Config) -> Iterator[Problem]:
+    if cfg.fp16 and cfg.bf16 is True:
+        yield "fp16", "`fp16` and `bf16` are both true: choose one precision."
+
+
+def _quantization(cfg: Config) -> Iterator[Problem]:
+    if cfg.load_in_4bit and cfg.load_in_8bit:
+        yield "load_in_4bit", "`load_in_4bit` and `load_in_8bit` are both true: choose one."
+    if cfg.adapter == "qlora" and not cfg.load_in_4bit:
+        yield "adapter", "`adapter: qlora` needs `load_in_4bit: true` (QLoRA is LoRA on a 4-bit base)."
+    if cfg.adapter == "lora" and cfg.load_in_4bit:
+        yield "adapter", "`load_in_4bit: true` with `adapter: lora`: use `adapter: qlora`."
+    if cfg.adapter is None and (cfg.load_in_4bit or cfg.load_in_8bit):
+        key = "load_in_4bit" if cfg.load_in_4bit else "load_in_8bit"
+        yield key, (
+            f"`{key}: true` without an adapter: a quantized model cannot be fully fine-tuned; "
+            "set `adapter: qlora` (4-bit) or `adapter: lora` (8-bit)."
+        )
+    if cfg.bnb_config_kwargs is not None and not (cfg.load_in_4bit or cfg.load_in_8bit):
+        yield "bnb_config_kwargs", "set, but neither `load_in_4bit` nor `load_in_8bit` is true."
+
+
+def _adapter_keys(cfg: Config) -> Iterator[Problem]:
+    if cfg.adapter is not None:
+        return
+    for key in _LORA_KEYS:
+        value = getattr(cfg, key)
+        if key in cfg.model_fields_set and value not in (None, False):
+            yield key, (
+                f"`{key}` is set but `adapter` is empty (full fine-tuning): set `adapter: lora` "
+                f"or remove `{key}`."
+            )
+
+
+def _either_or(cfg: Config) -> Iterator[Problem]:
+    pairs = [
+        ("warmup_steps", "warmup_ratio"),
+        ("evals_per_epoch", "eval_steps"),
+        ("saves_per_epoch", "save_steps"),
+    ]
+    for a, b in pairs:
+        if getattr(cfg, a) is not None and getattr(cfg, b) is not None:
+            yield b, f"`{a}` and `{b}` are both set: keep one."
+    kernels = [k for k in ("flash_attention", "sdp_attention") if getattr(cfg, k)]
+    if len(kernels) == 2:
+        yield "sdp_attention", "`flash_attention` and `sdp_attention` are both true: keep one."
+    if kernels and cfg.attn_implementation is not None:
+        yield "attn_implementation", f"set together with `{kernels[0]}`: keep one."
+
+
+def _data(cfg: Config) -> Iterator[Problem]:
+    v = cfg.val_set_size
+    if v < 0:
+        yield "val_set_size", f"{v} is negative: use a fraction in [0, 1) or a row count >= 1."
+    elif v >= 1 and v != int(v):
+        yield "val_set_size", (
+            f"{v} is neither a fraction in [0, 1) nor a whole row count: use e.g. 0.05 or 200."
+        )
+    if cfg.test_datasets and v > 0:
+        yield "val_set_size", "set together with `test_datasets`: keep one way of validating."
+    if cfg.chat_template == "jinja" and not cfg.chat_template_jinja:
+        yield "chat_template_jinja", "`chat_template: jinja` needs the template text here."
+    if cfg.chat_template_jinja and cfg.chat_template != "jinja":
+        yield "chat_template", "`chat_template_jinja` is set: also set `chat_template: jinja`."
+    for group, entries in (("datasets", cfg.datasets), ("test_datasets", cfg.test_datasets or [])):
+        for i, ds in enumerate(entries):
+            where = f"{group}[{i}]"
+            chat_only = ("conversation", "roles", "roles_to_train", "field_messages")
+            if ds.type not in ("sharegpt", "chat_template"):
+                for key in chat_only:
+                    if getattr(ds, key) is not None:
+                        yield f"{where}.{key}", f"only applies to chat formats, not `{ds.type}`."
+            if ds.type == "chat_template" and ds.conversation is not None:
+                yield f"{where}.conversation", (
+                    "is a sharegpt key; for chat_template use `chat_template:`."
+                )
+            if ds.chat_template == "jinja" and not cfg.chat_template_jinja:
+                yield f"{where}.chat_template", "`jinja` needs top-level `chat_template_jinja`."
+
+
+def _tracking(cfg: Config) -> Iterator[Problem]:
+    wandb_keys = ("wandb_entity", "wandb_name", "wandb_run_id", "wandb_watch", "wandb_log_model")
+    for key in wandb_keys:
+        if getattr(cfg, key) is not None and not cfg.wandb_project:
+            yield key, "is set but `wandb_project` is not: W&B logging needs a project."
+    if cfg.report_to and "none" in cfg.report_to and len(cfg.report_to) > 1:
+        yield "report_to", "`none` cannot be combined with other integrations."
+    if cfg.hub_strategy and not cfg.hub_model_id:
+        yield "hub_strategy", "is set but `hub_model_id` is not."
+
+
+CHECKS: list[Callable[[Config], Iterator[Problem]]] = [
+    _precision,
+    _quantization,
+    _adapter_keys,
+    _either_or,
+    _data,
+    _tracking,
+]
+
+
+def cross_field_problems(cfg: Config) -> list[Problem]:
+    """Every contradiction between keys, in a stable order."""
+    return [p for check in CHECKS for p in check(cfg)]

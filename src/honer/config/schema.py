@@ -1,0 +1,381 @@
+"""The config schema: one pydantic model per YAML section, Axolotl key names and meanings.
+
+Every field carries a description: the README's config reference table is generated from it
+(`honer.config.reference`), and a test checks that the table is current. Validation of single
+values lives here (types, ranges, allowed values); checks that relate several keys live in
+`honer.config.checks`, and loading/aliases/unknown keys in `honer.config.load`.
+
+Pydantic is the only dependency: importing this module must not import torch.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DatasetType = Literal["alpaca", "sharegpt", "chat_template", "completion", "input_output"]
+BuiltinChatTemplate = Literal["chatml", "llama3", "mistral", "alpaca", "vicuna"]
+ChatTemplateName = Literal[
+    "tokenizer_default", "chatml", "llama3", "mistral", "alpaca", "vicuna", "jinja"
+]
+TrainOnEos = Literal["turn", "last", "all", "none"]
+LrScheduler = Literal[
+    "linear",
+    "cosine",
+    "constant",
+    "constant_with_warmup",
+    "cosine_with_min_lr",
+    "polynomial",
+]
+Optimizer = Literal[
+    "adamw_torch",
+    "adamw_torch_fused",
+    "adamw_bnb_8bit",
+    "paged_adamw_8bit",
+    "paged_adamw_32bit",
+    "lion_8bit",
+    "sgd",
+    "adafactor",
+]
+ExcessLength = Literal["drop", "truncate"]
+ReportTo = Literal["wandb", "tensorboard", "mlflow", "none"]
+
+PositiveInt = Annotated[int, Field(ge=1)]
+
+
+class _Section(BaseModel):
+    """Shared settings: frozen, unknown keys rejected (load.py reports them with a suggestion)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
+
+
+class SpecialTokens(_Section):
+    """Special tokens to set on the tokenizer (added to the vocabulary when missing)."""
+
+    bos_token: str | None = Field(None, description="Beginning-of-sequence token text.")
+    eos_token: str | None = Field(
+        None,
+        description="End-of-sequence token text; set it to the chat template's end-of-turn "
+        "token (e.g. `<|im_end|>`) so the fine-tuned model stops.",
+    )
+    pad_token: str | None = Field(None, description="Padding token text.")
+    unk_token: str | None = Field(None, description="Unknown token text.")
+
+
+class MessageMapping(_Section):
+    """Which keys of a message hold its role and its content."""
+
+    role: str = Field("role", description="Key holding the speaker's role.")
+    content: str = Field("content", description="Key holding the message text.")
+
+
+class DatasetConfig(_Section):
+    """One entry of `datasets:`: where the rows come from and how they become tokens."""
+
+    path: str = Field(
+        description="Local file (.jsonl/.json/.csv/.parquet), a folder of them, or a Hugging Face "
+        "dataset name."
+    )
+    type: DatasetType = Field(description="Prompt format that turns a row into tokens and labels.")
+    name: str | None = Field(None, description="Hub dataset configuration (subset) name.")
+    split: str = Field("train", description="Split to read from a hub dataset.")
+    data_files: str | list[str] | None = Field(
+        None, description="Files inside a hub dataset repository to read."
+    )
+    revision: str | None = Field(None, description="Hub dataset revision (branch, tag or commit).")
+    ds_type: Literal["json", "jsonl", "csv", "parquet"] | None = Field(
+        None, description="File format when the extension does not tell it."
+    )
+    field: str | None = Field(
+        None,
+        description="Column holding the text (`completion`, default `text`) or the segments "
+        "(`input_output`, default `segments`).",
+    )
+    # alpaca
+    field_instruction: str = Field("instruction", description="alpaca: instruction column.")
+    field_input: str = Field("input", description="alpaca: optional input column.")
+    field_output: str = Field("output", description="alpaca: answer column.")
+    field_system: str = Field("system", description="alpaca/chat: optional system-prompt column.")
+    system_prompt: str | None = Field(
+        None, description="alpaca: replaces the standard Alpaca preamble."
+    )
+    # sharegpt / chat_template
+    conversation: BuiltinChatTemplate | None = Field(
+        None,
+        description="sharegpt: built-in template to render the conversation with (default: the "
+        "top-level `chat_template`).",
+    )
+    field_messages: str | None = Field(
+        None,
+        description="Column holding the list of messages (default `conversations` for sharegpt, "
+        "`messages` for chat_template).",
+    )
+    message_property_mappings: MessageMapping | None = Field(
+        None,
+        description="Keys of role and content inside a message (default `from`/`value` for "
+        "sharegpt, `role`/`content` for chat_template).",
+    )
+    message_field_role: str | None = Field(
+        None, description="Axolotl's older spelling of `message_property_mappings.role`."
+    )
+    message_field_content: str | None = Field(
+        None, description="Axolotl's older spelling of `message_property_mappings.content`."
+    )
+    roles: dict[str, list[str]] | None = Field(
+        None,
+        description="Maps our roles (system/user/assistant) to the role names in the data, e.g. "
+        "`{user: [human, user], assistant: [gpt, bot]}`.",
+    )
+    roles_to_train: list[str] | None = Field(
+        None,
+        description="Roles whose turns are trained (default `[assistant]`; all roles when "
+        "`train_on_inputs: true`).",
+    )
+    train_on_eos: TrainOnEos = Field(
+        "turn",
+        description="Which end-of-turn tokens are trained: of every trained turn, only the last "
+        "turn, every turn, or none.",
+    )
+    chat_template: ChatTemplateName | None = Field(
+        None, description="Per-dataset override of the top-level `chat_template`."
+    )
+    drop_system_message: bool = Field(False, description="Remove system messages before rendering.")
+
+
+class BnbConfig(_Section):
+    """bitsandbytes quantization settings for `load_in_4bit` / `load_in_8bit`."""
+
+    bnb_4bit_quant_type: Literal["nf4", "fp4"] = Field("nf4", description="4-bit data type.")
+    bnb_4bit_use_double_quant: bool = Field(True, description="Quantize the quantization constants.")
+    llm_int8_has_fp16_weight: bool = Field(False, description="8-bit: keep fp16 master weights.")
+
+
+class Config(_Section):
+    """A whole honer run. Field names follow Axolotl's."""
+
+    # --- model & tokenizer -------------------------------------------------------------------
+    base_model: str = Field(description="Hub model name or local folder of the base model.")
+    base_model_config: str | None = Field(
+        None, description="Where to read the model config from, when not `base_model`."
+    )
+    revision_of_model: str | None = Field(None, description="Hub revision of the base model.")
+    model_type: str | None = Field(
+        None,
+        description="transformers class to load the model with, e.g. `AutoModelForCausalLM` or "
+        "`LlamaForCausalLM` (default: AutoModelForCausalLM).",
+    )
+    tokenizer_config: str | None = Field(
+        None, description="Where to load the tokenizer from, when not `base_model`."
+    )
+    tokenizer_type: str | None = Field(
+        None, description="transformers tokenizer class, e.g. `AutoTokenizer` (default)."
+    )
+    tokenizer_use_fast: bool = Field(True, description="Use the fast (Rust) tokenizer.")
+    trust_remote_code: bool = Field(
+        False, description="Run code shipped with the model repository. Off unless you set it."
+    )
+    special_tokens: SpecialTokens | None = Field(
+        None, description="Tokens to set on the tokenizer (bos/eos/pad/unk)."
+    )
+    tokens: list[str] | None = Field(
+        None, description="Extra tokens to add to the vocabulary (embeddings are resized)."
+    )
+    chat_template: ChatTemplateName = Field(
+        "tokenizer_default",
+        description="Chat template for chat formats: the tokenizer's own, a built-in one, or "
+        "`jinja` with `chat_template_jinja`.",
+    )
+    chat_template_jinja: str | None = Field(
+        None, description="Jinja chat template text, used with `chat_template: jinja`."
+    )
+
+    # --- adapter & quantization --------------------------------------------------------------
+    adapter: Literal["lora", "qlora"] | None = Field(
+        None, description="`lora`, `qlora` (LoRA on a 4-bit base), or empty for full fine-tuning."
+    )
+    lora_model_dir: str | None = Field(None, description="Existing adapter to continue training.")
+    lora_r: PositiveInt = Field(8, description="LoRA rank.")
+    lora_alpha: float = Field(16, gt=0, description="LoRA scaling numerator (scale = alpha / r).")
+    lora_dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
+    lora_target_modules: list[str] | str | None = Field(
+        None,
+        description="Module names (or a regex) to adapt; default: the attention projections.",
+    )
+    lora_target_linear: bool | None = Field(
+        None, description="Adapt every linear layer except the output head."
+    )
+    lora_modules_to_save: list[str] | None = Field(
+        None,
+        description="Modules trained in full and saved with the adapter (e.g. `embed_tokens`, "
+        "`lm_head` when new tokens are added).",
+    )
+    lora_fan_in_fan_out: bool = Field(
+        False, description="Set for models that store weights as (fan_in, fan_out), e.g. GPT-2."
+    )
+    peft_use_dora: bool = Field(False, description="Weight-decomposed LoRA (DoRA).")
+    peft_use_rslora: bool = Field(False, description="Rank-stabilised LoRA scaling (alpha/sqrt(r)).")
+    load_in_8bit: bool = Field(False, description="Load the base model in 8-bit (bitsandbytes).")
+    load_in_4bit: bool = Field(False, description="Load the base model in 4-bit (bitsandbytes).")
+    bnb_config_kwargs: BnbConfig | None = Field(
+        None, description="bitsandbytes settings (quant type, double quant)."
+    )
+
+    # --- data ---------------------------------------------------------------------------------
+    datasets: list[DatasetConfig] = Field(min_length=1, description="Training datasets.")
+    test_datasets: list[DatasetConfig] | None = Field(
+        None, description="Validation datasets (instead of splitting by `val_set_size`)."
+    )
+    dataset_prepared_path: str = Field(
+        "last_run_prepared",
+        description="Folder for the tokenized-data cache (one sub-folder per fingerprint).",
+    )
+    val_set_size: float = Field(
+        0.0,
+        description="Validation split: a fraction in [0, 1), or a row count when a whole number "
+        ">= 1.",
+    )
+    dataset_processes: PositiveInt | None = Field(
+        None, description="Processes for tokenization (`datasets.map` num_proc); default 1."
+    )
+    shuffle_merged_datasets: bool = Field(True, description="Shuffle rows after merging datasets.")
+    skip_bad_rows: bool = Field(
+        False,
+        description="Skip (and count) malformed rows instead of stopping at the first one.",
+    )
+    sequence_len: int = Field(2048, ge=8, description="Maximum tokens per sample.")
+    excess_length_strategy: ExcessLength = Field(
+        "drop", description="What to do with samples longer than `sequence_len`."
+    )
+    train_on_inputs: bool = Field(
+        False, description="Also train on prompts / non-assistant turns (no masking)."
+    )
+    sample_packing: bool = Field(False, description="Pack several samples into each row.")
+    eval_sample_packing: bool | None = Field(None, description="Pack the validation set too.")
+    pad_to_sequence_len: bool = Field(False, description="Pad every batch to `sequence_len`.")
+
+    # --- batch, epochs, steps -----------------------------------------------------------------
+    micro_batch_size: PositiveInt = Field(1, description="Samples per device per forward pass.")
+    eval_batch_size: PositiveInt | None = Field(
+        None, description="Samples per device per eval step (default: micro_batch_size)."
+    )
+    gradient_accumulation_steps: PositiveInt = Field(
+        1, description="Micro-batches accumulated per optimizer step."
+    )
+    num_epochs: float = Field(1.0, gt=0, description="Passes over the training data.")
+    max_steps: PositiveInt | None = Field(
+        None, description="Stop after this many optimizer steps (overrides num_epochs)."
+    )
+    group_by_length: bool = Field(
+        False, description="Batch samples of similar length together (less padding)."
+    )
+
+    # --- optimizer & schedule -----------------------------------------------------------------
+    learning_rate: float | None = Field(
+        None, gt=0, description="Peak learning rate (default 2e-4 with an adapter, 2e-5 without)."
+    )
+    lr_scheduler: LrScheduler = Field("cosine", description="Learning-rate schedule.")
+    lr_scheduler_kwargs: dict[str, Any] | None = Field(
+        None, description="Extra arguments of the schedule (e.g. `power` for polynomial)."
+    )
+    cosine_min_lr_ratio: float | None = Field(
+        None, ge=0, le=1, description="cosine_with_min_lr: final LR as a fraction of the peak."
+    )
+    warmup_steps: int | None = Field(None, ge=0, description="Linear warm-up steps.")
+    warmup_ratio: float | None = Field(
+        None, ge=0, lt=1, description="Warm-up as a fraction of total steps."
+    )
+    optimizer: Optimizer = Field("adamw_torch", description="Optimizer.")
+    weight_decay: float = Field(0.0, ge=0, description="Decoupled weight decay.")
+    adam_beta1: float = Field(0.9, ge=0, lt=1, description="Adam beta1.")
+    adam_beta2: float = Field(0.999, ge=0, lt=1, description="Adam beta2.")
+    adam_epsilon: float = Field(1e-8, gt=0, description="Adam epsilon.")
+    max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping norm (0 disables).")
+
+    # --- precision & memory -------------------------------------------------------------------
+    bf16: bool | Literal["auto"] = Field(
+        False, description="Train in bfloat16 (`auto`: when the hardware supports it)."
+    )
+    fp16: bool = Field(False, description="Train in float16 mixed precision.")
+    tf32: bool = Field(False, description="Allow TF32 matmuls on Ampere+ GPUs.")
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations in the backward pass (less memory, ~30% slower)."
+    )
+    flash_attention: bool = Field(
+        False, description="Use flash-attention 2 (falls back to sdpa with a notice)."
+    )
+    sdp_attention: bool = Field(False, description="Use PyTorch scaled-dot-product attention.")
+    attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] | None = Field(
+        None, description="Attention kernel, set explicitly."
+    )
+
+    # --- evaluation, saving, logging ----------------------------------------------------------
+    evals_per_epoch: PositiveInt | None = Field(None, description="Evaluations per epoch.")
+    eval_steps: PositiveInt | None = Field(None, description="Evaluate every N steps.")
+    eval_table_size: int | None = Field(
+        None, ge=0, description="Validation prompts generated and logged at each eval."
+    )
+    eval_max_new_tokens: PositiveInt = Field(
+        128, description="Tokens generated per eval-table prompt."
+    )
+    saves_per_epoch: PositiveInt | None = Field(None, description="Checkpoints per epoch.")
+    save_steps: PositiveInt | None = Field(None, description="Checkpoint every N steps.")
+    save_total_limit: PositiveInt | None = Field(None, description="Keep at most N checkpoints.")
+    save_safetensors: bool = Field(True, description="Save weights as safetensors.")
+    logging_steps: PositiveInt = Field(1, description="Log every N optimizer steps.")
+    loss_watchdog_threshold: float | None = Field(
+        None, gt=0, description="Stop when the training loss stays above this value."
+    )
+    loss_watchdog_patience: PositiveInt = Field(
+        3, description="Logged steps above the threshold before stopping."
+    )
+    output_dir: str = Field("./outputs/run", description="Where the run writes its outputs.")
+    resume_from_checkpoint: str | bool | None = Field(
+        None, description="Checkpoint folder to resume from, or `true` for the latest one."
+    )
+    seed: int = Field(42, description="Random seed (model init, adapter init, shuffling).")
+    data_seed: int | None = Field(None, description="Seed for data order (default: `seed`).")
+    strict: bool = Field(
+        False, description="Turn config and data warnings into errors (e.g. EOS mismatch)."
+    )
+
+    # --- tracking & hub ----------------------------------------------------------------------
+    report_to: list[ReportTo] | None = Field(
+        None, description="Tracking integrations; `wandb` is added when `wandb_project` is set."
+    )
+    wandb_project: str | None = Field(None, description="Weights & Biases project.")
+    wandb_entity: str | None = Field(None, description="Weights & Biases entity (team/user).")
+    wandb_name: str | None = Field(None, description="Weights & Biases run name.")
+    wandb_run_id: str | None = Field(None, description="Weights & Biases run id.")
+    wandb_watch: Literal["false", "gradients", "parameters", "all"] | None = Field(
+        None, description="What W&B records of the model."
+    )
+    wandb_log_model: Literal["false", "checkpoint", "end"] | None = Field(
+        None, description="Upload checkpoints to W&B."
+    )
+    hub_model_id: str | None = Field(
+        None, description="Push the result to this Hugging Face Hub repository."
+    )
+    hub_strategy: Literal["end", "every_save", "checkpoint", "all_checkpoints"] | None = Field(
+        None, description="When to push to the hub."
+    )
+
+    @property
+    def effective_batch_size(self) -> int:
+        """Samples per optimizer step on one process."""
+        return self.micro_batch_size * self.gradient_accumulation_steps
+
+    @property
+    def resolved_learning_rate(self) -> float:
+        """The configured LR, or the default that suits the adapter choice."""
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return 2e-4 if self.adapter else 2e-5
+
+    @property
+    def resolved_report_to(self) -> list[str]:
+        """Integrations to enable: explicit `report_to`, plus W&B when a project is named."""
+        targets = [t for t in (self.report_to or []) if t != "none"]
+        if self.wandb_project and "wandb" not in targets:
+            targets.append("wandb")
+        return targets

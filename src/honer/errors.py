@@ -1,0 +1,40 @@
+"""Errors a user can act on.
+
+Every error carries *where* the problem is (a config key path, or a file and line/row) so the CLI
+can print one or two lines and exit 2 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+
+class HonerError(Exception):
+    """Base class: an error the CLI reports as a short message (exit code 2)."""
+
+    exit_code = 2
+
+
+class ConfigError(HonerError):
+    """Invalid configuration. `problems` holds (key_path, message) pairs; all are reported."""
+
+    def __init__(self, problems: list[tuple[str, str]], source: str | None = None) -> None:
+        self.problems = problems
+        self.source = source
+        where = f"{source}: " if source else ""
+        lines = [f"{where}{path or '<root>'}: {msg}" for path, msg in problems]
+        super().__init__("\n".join(lines))
+
+    @property
+    def key_paths(self) -> list[str]:
+        return [p for p, _ in self.problems]
+
+
+class DataError(HonerError):
+    """Bad data: names the dataset/file and the line or row, and what to do."""
+
+
+class ModelError(HonerError):
+    """A model, tokenizer or adapter cannot be loaded or used as configured."""
+
+
+class NotSupportedError(HonerError):
+    """An option we parse but cannot honour (yet) in the requested command."""
