@@ -35,14 +35,20 @@ def _quantization(cfg: Config) -> Iterator[Problem]:
     if cfg.load_in_4bit and cfg.load_in_8bit:
         yield "load_in_4bit", "`load_in_4bit` and `load_in_8bit` are both true: choose one."
     if cfg.adapter == "qlora" and not cfg.load_in_4bit:
-        yield "adapter", "`adapter: qlora` needs `load_in_4bit: true` (QLoRA is LoRA on a 4-bit base)."
+        yield (
+            "adapter",
+            "`adapter: qlora` needs `load_in_4bit: true` (QLoRA is LoRA on a 4-bit base).",
+        )
     if cfg.adapter == "lora" and cfg.load_in_4bit:
         yield "adapter", "`load_in_4bit: true` with `adapter: lora`: use `adapter: qlora`."
     if cfg.adapter is None and (cfg.load_in_4bit or cfg.load_in_8bit):
         key = "load_in_4bit" if cfg.load_in_4bit else "load_in_8bit"
-        yield key, (
-            f"`{key}: true` without an adapter: a quantized model cannot be fully fine-tuned; "
-            "set `adapter: qlora` (4-bit) or `adapter: lora` (8-bit)."
+        yield (
+            key,
+            (
+                f"`{key}: true` without an adapter: a quantized model cannot be fully fine-tuned; "
+                "set `adapter: qlora` (4-bit) or `adapter: lora` (8-bit)."
+            ),
         )
     if cfg.bnb_config_kwargs is not None and not (cfg.load_in_4bit or cfg.load_in_8bit):
         yield "bnb_config_kwargs", "set, but neither `load_in_4bit` nor `load_in_8bit` is true."
@@ -54,9 +60,12 @@ def _adapter_keys(cfg: Config) -> Iterator[Problem]:
     for key in _LORA_KEYS:
         value = getattr(cfg, key)
         if key in cfg.model_fields_set and value not in (None, False):
-            yield key, (
-                f"`{key}` is set but `adapter` is empty (full fine-tuning): set `adapter: lora` "
-                f"or remove `{key}`."
+            yield (
+                key,
+                (
+                    f"`{key}` is set but `adapter` is empty (full fine-tuning): set `adapter: lora` "
+                    f"or remove `{key}`."
+                ),
             )
 
 
@@ -81,8 +90,9 @@ def _data(cfg: Config) -> Iterator[Problem]:
     if v < 0:
         yield "val_set_size", f"{v} is negative: use a fraction in [0, 1) or a row count >= 1."
     elif v >= 1 and v != int(v):
-        yield "val_set_size", (
-            f"{v} is neither a fraction in [0, 1) nor a whole row count: use e.g. 0.05 or 200."
+        yield (
+            "val_set_size",
+            (f"{v} is neither a fraction in [0, 1) nor a whole row count: use e.g. 0.05 or 200."),
         )
     if cfg.test_datasets and v > 0:
         yield "val_set_size", "set together with `test_datasets`: keep one way of validating."
@@ -99,8 +109,9 @@ def _data(cfg: Config) -> Iterator[Problem]:
                     if getattr(ds, key) is not None:
                         yield f"{where}.{key}", f"only applies to chat formats, not `{ds.type}`."
             if ds.type == "chat_template" and ds.conversation is not None:
-                yield f"{where}.conversation", (
-                    "is a sharegpt key; for chat_template use `chat_template:`."
+                yield (
+                    f"{where}.conversation",
+                    ("is a sharegpt key; for chat_template use `chat_template:`."),
                 )
             if ds.chat_template == "jinja" and not cfg.chat_template_jinja:
                 yield f"{where}.chat_template", "`jinja` needs top-level `chat_template_jinja`."

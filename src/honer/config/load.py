@@ -192,7 +192,9 @@ def config_from_dict(raw: Any, source: str | None = None) -> Config:
     """Validate an already-parsed YAML document; raises `ConfigError` with every problem."""
     if not isinstance(raw, Mapping):
         kind = "empty" if raw is None else f"a {type(raw).__name__}"
-        raise ConfigError([("", f"the config must be a mapping of keys to values, got {kind}.")], source)
+        raise ConfigError(
+            [("", f"the config must be a mapping of keys to values, got {kind}.")], source
+        )
     problems: list[Problem] = []
     cleaned = _clean_mapping(raw, Config, "", problems)
     try:

@@ -147,7 +147,9 @@ class BnbConfig(_Section):
     """bitsandbytes quantization settings for `load_in_4bit` / `load_in_8bit`."""
 
     bnb_4bit_quant_type: Literal["nf4", "fp4"] = Field("nf4", description="4-bit data type.")
-    bnb_4bit_use_double_quant: bool = Field(True, description="Quantize the quantization constants.")
+    bnb_4bit_use_double_quant: bool = Field(
+        True, description="Quantize the quantization constants."
+    )
     llm_int8_has_fp16_weight: bool = Field(False, description="8-bit: keep fp16 master weights.")
 
 
@@ -214,7 +216,9 @@ class Config(_Section):
         False, description="Set for models that store weights as (fan_in, fan_out), e.g. GPT-2."
     )
     peft_use_dora: bool = Field(False, description="Weight-decomposed LoRA (DoRA).")
-    peft_use_rslora: bool = Field(False, description="Rank-stabilised LoRA scaling (alpha/sqrt(r)).")
+    peft_use_rslora: bool = Field(
+        False, description="Rank-stabilised LoRA scaling (alpha/sqrt(r))."
+    )
     load_in_8bit: bool = Field(False, description="Load the base model in 8-bit (bitsandbytes).")
     load_in_4bit: bool = Field(False, description="Load the base model in 4-bit (bitsandbytes).")
     bnb_config_kwargs: BnbConfig | None = Field(

@@ -59,7 +59,9 @@ def load_tokenizer(cfg: Config) -> PreTrainedTokenizerBase:
             revision=cfg.revision_of_model if source == cfg.base_model else None,
         )
     except (OSError, ValueError) as err:
-        raise ModelError(f"cannot load the tokenizer from `{source}`: {err}.{_offline_hint(source)}") from None
+        raise ModelError(
+            f"cannot load the tokenizer from `{source}`: {err}.{_offline_hint(source)}"
+        ) from None
     if cfg.special_tokens is not None:
         wanted = {k: v for k, v in cfg.special_tokens.model_dump().items() if v is not None}
         if wanted:

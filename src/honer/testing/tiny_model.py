@@ -18,26 +18,24 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from honer.data.formats.templates import CHATML
+
 BOS, EOS, PAD, UNK = "<s>", "</s>", "<pad>", "<unk>"
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
 SPECIAL_TOKENS = [UNK, BOS, EOS, PAD, IM_START, IM_END]  # ids 0..5, in this order
 
-CHATML_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-)
+CHATML_TEMPLATE = CHATML  # the tiny tokenizer ships the built-in ChatML template
 
 _WORDS = (
-    "the a an of to in and or is are was be it that this with for on as by at from you we they "
-    "what which who how why when where can will would should could give write list explain name "
-    "answer question instruction input response task request context number sum add plus minus "
-    "times divided result value table select count from where order group user assistant system "
-    "hello world model data train test loss rate learning token sequence label mask true false "
-    "small large first last next previous open close start stop yes no one two three four five "
-    "six seven eight nine ten city country river mountain color red green blue cat dog bird "
-    "time day year people water food book story code python function return print list string"
+    "the a an of to in and or is are was be it that this with for on as by at from you we "
+    "they what which who how why when where can will would should could give write list "
+    "explain name answer question instruction input response task request context number sum "
+    "add plus minus times divided result value table select count from where order group "
+    "user assistant system hello world model data train test loss rate learning token "
+    "sequence label mask true false small large first last next previous open close start "
+    "stop yes no one two three four five six seven eight nine ten city country river "
+    "mountain color red green blue cat dog bird time day year people water food book story "
+    "code python function return print list string"
 ).split()
 
 _SNIPPETS = [

@@ -1,0 +1,5 @@
+"""`python -m honer` runs the CLI."""
+
+from honer.cli.main import run
+
+run()

@@ -1,0 +1,57 @@
+"""The `honer` command: a table of verbs, each in its own module.
+
+Heavy libraries (torch, transformers, datasets) are imported inside the commands that use them,
+so `honer --help` and `honer validate` start in well under a second.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.text import Text
+
+from honer.cli.console import err_console
+from honer.cli.preprocess import preprocess
+from honer.cli.validate import validate
+from honer.errors import HonerError
+
+app = typer.Typer(
+    name="honer",
+    help="Fine-tune Hugging Face causal language models (full, LoRA, QLoRA) from one YAML file.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command()(validate)
+app.command()(preprocess)
+
+
+@app.command()
+def train(
+    config: str = typer.Argument(..., help="YAML config file."),
+    resume: bool = typer.Option(False, "--resume", help="Resume from the latest checkpoint."),
+) -> None:
+    """Train as the config says (preprocesses first when no cache exists)."""
+    from pathlib import Path
+
+    from honer.cli.train import train as run_train
+
+    run_train(Path(config), resume=resume)
+
+
+def run() -> None:
+    """Console-script entry point: user errors become one short message and exit code 2."""
+    try:
+        app()
+    except HonerError as err:
+        # Text, not markup: messages hold key paths like `datasets[0].type`.
+        err_console.print(Text("error: ", style="red") + Text(str(err)))
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    run()

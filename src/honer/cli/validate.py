@@ -1,0 +1,62 @@
+"""`honer validate CONFIG`: check a config and print what the run will do. Never imports torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from honer.cli.console import console
+from honer.config import Config, load_config
+from honer.data.sources import local_files
+
+
+def summary_lines(cfg: Config) -> list[str]:
+    """What a person wants to see before starting a run."""
+    if cfg.adapter:
+        quant = (
+            " on a 4-bit base"
+            if cfg.load_in_4bit
+            else " on an 8-bit base"
+            if cfg.load_in_8bit
+            else ""
+        )
+        adapter = f"{cfg.adapter} (r={cfg.lora_r}, alpha={cfg.lora_alpha:g}){quant}"
+    else:
+        adapter = "none (full fine-tuning)"
+    lines = [
+        f"model:            {cfg.base_model}",
+        f"adapter:          {adapter}",
+        "datasets:",
+    ]
+    for i, ds in enumerate(cfg.datasets):
+        try:
+            where = "local" if local_files(ds) is not None else "Hugging Face Hub"
+        except Exception as err:  # a folder without data files: say so, validation goes on
+            where = f"problem: {err}"
+        lines.append(f"  [{i}] {ds.path}  type={ds.type}  ({where})")
+    if cfg.test_datasets:
+        lines.append(f"validation:       {len(cfg.test_datasets)} test dataset(s)")
+    elif cfg.val_set_size:
+        lines.append(f"validation:       val_set_size={cfg.val_set_size:g} of the training rows")
+    length = (
+        "max_steps=" + str(cfg.max_steps) if cfg.max_steps else f"num_epochs={cfg.num_epochs:g}"
+    )
+    lines += [
+        f"sequence_len:     {cfg.sequence_len}  (packing: {'on' if cfg.sample_packing else 'off'})",
+        f"effective batch:  {cfg.effective_batch_size} per process "
+        f"(micro_batch_size {cfg.micro_batch_size} × gradient_accumulation_steps "
+        f"{cfg.gradient_accumulation_steps})",
+        f"optimizer:        {cfg.optimizer}, lr {cfg.resolved_learning_rate:g}, "
+        f"{cfg.lr_scheduler} schedule, {length}",
+        f"output_dir:       {cfg.output_dir}",
+    ]
+    return lines
+
+
+def validate(config: Path = typer.Argument(..., help="YAML config file.")) -> None:
+    """Check a config file and print a short summary of the run it describes."""
+    cfg = load_config(config)
+    console.print(f"[green]✓[/] {config} is valid")
+    for line in summary_lines(cfg):
+        console.print(line, markup=False)

@@ -1,0 +1,320 @@
+"""Tokenize every dataset, split validation, and cache the result under a content fingerprint.
+
+The fingerprint hashes everything that changes the tokens: the tokenizer (its whole serialized
+form, special tokens and chat template), each format's code version, every config field the
+formats read, and the data files' bytes. A second run with nothing changed loads the cache; any
+change rebuilds. (Axolotl's cache key is a hand-kept list of fields and goes stale.)
+
+Cache folders are written to a temporary sibling and renamed into place, so an interrupted run
+never leaves a half-written cache that a later run would trust.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from honer.config.schema import Config, DatasetConfig
+from honer.data import sources
+from honer.data.formats import FORMATS, FormatContext
+from honer.data.formats.chat_template import eos_mismatch
+from honer.data.formats.templates import resolve_template
+from honer.data.tokenize import IGNORE_INDEX, FormatError, TokenizerView
+from honer.errors import DataError
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+PIPELINE_VERSION = 1
+_CHAT_TYPES = ("sharegpt", "chat_template")
+# Global keys that change what the formats or the split produce.
+_FINGERPRINT_KEYS = (
+    "sequence_len",
+    "excess_length_strategy",
+    "train_on_inputs",
+    "chat_template",
+    "chat_template_jinja",
+    "val_set_size",
+    "seed",
+    "data_seed",
+    "shuffle_merged_datasets",
+    "skip_bad_rows",
+)
+
+
+@dataclass
+class PreparedData:
+    """Tokenized train (and validation) sets with `input_ids` and `labels` columns."""
+
+    train: Dataset
+    eval: Dataset | None
+    stats: dict[str, Any]
+    path: Path
+    from_cache: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+def tokenizer_hash(tokenizer: Any) -> str:
+    h = hashlib.sha256()
+    h.update(type(tokenizer).__name__.encode())
+    h.update(tokenizer.backend_tokenizer.to_str().encode())
+    h.update(json.dumps(tokenizer.special_tokens_map, sort_keys=True, default=str).encode())
+    h.update(str(tokenizer.chat_template or "").encode())
+    return h.hexdigest()
+
+
+def fingerprint(cfg: Config, tokenizer: Any) -> str:
+    """A short hash of everything that decides the prepared tokens."""
+    entries = [*cfg.datasets, *(cfg.test_datasets or [])]
+    doc = {
+        "pipeline": PIPELINE_VERSION,
+        "formats": {name: mod.VERSION for name, mod in FORMATS.items()},
+        "tokenizer": tokenizer_hash(tokenizer),
+        "config": {k: getattr(cfg, k) for k in _FINGERPRINT_KEYS},
+        "datasets": [d.model_dump(mode="json") for d in cfg.datasets],
+        "test_datasets": [d.model_dump(mode="json") for d in cfg.test_datasets or []],
+        "content": [sources.content_id(d) for d in entries],
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _context(cfg: Config, ds: DatasetConfig, tokenizer: Any) -> FormatContext:
+    template = None
+    if ds.type in _CHAT_TYPES:
+        name = ds.conversation or ds.chat_template or cfg.chat_template
+        template = resolve_template(name, cfg.chat_template_jinja, tokenizer.chat_template)
+    return FormatContext(
+        dataset=ds,
+        train_on_inputs=cfg.train_on_inputs,
+        sequence_len=cfg.sequence_len,
+        chat_template=template,
+    )
+
+
+def _mask_problem(sample_labels: list[int], ds: DatasetConfig, ctx: FormatContext) -> str | None:
+    """Silent mask failures: nothing trained, or everything trained where prompts should be masked."""
+    trained = sum(1 for x in sample_labels if x != IGNORE_INDEX)
+    if trained == 0:
+        return "no trained tokens (the label mask masks the whole sample)"
+    prompts_expected = ds.type == "alpaca" or (ds.type in _CHAT_TYPES and ds.roles_to_train is None)
+    if prompts_expected and not ctx.train_on_inputs and trained == len(sample_labels):
+        return "every token is trained although prompts should be masked (the mask failed)"
+    return None
+
+
+def _tokenize_entry(
+    raw: Dataset, cfg: Config, index: int, group: str, ds: DatasetConfig, tokenizer: Any
+) -> tuple[Dataset, Counter]:
+    """Run one dataset entry's format over its rows (batched `datasets.map`)."""
+    module = FORMATS[ds.type]
+    ctx = _context(cfg, ds, tokenizer)
+    view = TokenizerView(tokenizer)
+    limit = cfg.sequence_len
+    truncate = cfg.excess_length_strategy == "truncate"
+    skip_bad = cfg.skip_bad_rows
+    where = f"{group}[{index}] ({ds.path})"
+
+    def tokenize_batch(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+        out: dict[str, list] = {"input_ids": [], "labels": [], "status": []}
+
+        def emit(ids: list[int], labels: list[int], status: str) -> None:
+            out["input_ids"].append(ids)
+            out["labels"].append(labels)
+            out["status"].append(status)
+
+        rows = [
+            dict(zip(batch, values, strict=True)) for values in zip(*batch.values(), strict=True)
+        ]
+        for row, idx in zip(rows, indices, strict=True):
+            try:
+                samples = module.tokenize_row(row, view, ctx)
+                if not samples:
+                    raise FormatError("the row produced no sample (empty text?)")
+                for s in samples:
+                    problem = _mask_problem(s.labels, ds, ctx)
+                    if problem:
+                        raise FormatError(problem)
+            except FormatError as err:
+                if not skip_bad:
+                    raise DataError(
+                        f"{where} row {idx}: {err}. Fix the row, or set `skip_bad_rows: true` to "
+                        "skip such rows and count them."
+                    ) from None
+                emit([], [], f"dropped: {err}")
+                continue
+            for s in samples:
+                ids, labels = s.input_ids, s.labels
+                if len(ids) <= limit:
+                    emit(ids, labels, "ok")
+                elif not truncate:
+                    emit([], [], "dropped: longer than sequence_len")
+                elif all(x == IGNORE_INDEX for x in labels[:limit]):
+                    emit([], [], "dropped: trained part beyond sequence_len")
+                else:
+                    emit(ids[:limit], labels[:limit], "truncated")
+        return out
+
+    mapped = raw.map(
+        tokenize_batch,
+        batched=True,
+        with_indices=True,
+        remove_columns=raw.column_names,
+        num_proc=cfg.dataset_processes if (cfg.dataset_processes or 1) > 1 else None,
+        desc=f"Tokenizing {where}",
+    )
+    counts = Counter(mapped["status"])
+    kept = mapped.filter(lambda s: s in ("ok", "truncated"), input_columns="status")
+    return kept.remove_columns("status"), counts
+
+
+def _percentiles(lengths: list[int]) -> dict[str, int]:
+    if not lengths:
+        return {}
+    ordered = sorted(lengths)
+
+    def pct(p: float) -> int:
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+    return {"min": ordered[0], "p50": pct(50), "p90": pct(90), "p99": pct(99), "max": ordered[-1]}
+
+
+def split_stats(data: Dataset) -> dict[str, Any]:
+    lengths = [len(x) for x in data["input_ids"]]
+    trained = sum(sum(1 for t in labels if t != IGNORE_INDEX) for labels in data["labels"])
+    return {
+        "samples": len(data),
+        "tokens": sum(lengths),
+        "trained_tokens": trained,
+        "length": _percentiles(lengths),
+    }
+
+
+def _tokenize_group(
+    cfg: Config, entries: list[DatasetConfig], group: str, tokenizer: Any, report: dict[str, Any]
+) -> list[Dataset]:
+    parts = []
+    for i, ds in enumerate(entries):
+        raw = sources.load_rows(ds, cfg.skip_bad_rows)
+        data, counts = _tokenize_entry(raw.dataset, cfg, i, group, ds, tokenizer)
+        report["datasets"].append(
+            {
+                "entry": f"{group}[{i}]",
+                "path": ds.path,
+                "type": ds.type,
+                "rows_in": len(raw.dataset) + len(raw.skipped),
+                "malformed_skipped": len(raw.skipped),
+                "samples_out": len(data),
+                "truncated": counts.get("truncated", 0),
+                "dropped": {
+                    k[len("dropped: ") :]: v for k, v in counts.items() if k.startswith("dropped")
+                },
+            }
+        )
+        report["skipped_rows"].extend(raw.skipped[:20])
+        parts.append(data)
+    return parts
+
+
+def _split(cfg: Config, train: Dataset) -> tuple[Dataset, Dataset | None]:
+    v = cfg.val_set_size
+    if v <= 0:
+        return train, None
+    size: float | int = int(v) if v >= 1 else v
+    if (
+        isinstance(size, int)
+        and size >= len(train)
+        or isinstance(size, float)
+        and int(size * len(train)) < 1
+    ):
+        raise DataError(
+            f"val_set_size: {v} leaves no training or no validation rows out of {len(train)}; "
+            "lower or raise it."
+        )
+    parts = train.train_test_split(test_size=size, seed=cfg.data_seed or cfg.seed, shuffle=True)
+    return parts["train"], parts["test"]
+
+
+def prepare(cfg: Config, tokenizer: Any, dest: Path | None = None) -> PreparedData:
+    """Tokenize and split all datasets now, and write the cache folder."""
+    from datasets import concatenate_datasets
+
+    warnings = []
+    for ds in [*cfg.datasets, *(cfg.test_datasets or [])]:
+        if ds.type in _CHAT_TYPES:
+            warning = eos_mismatch(
+                TokenizerView(tokenizer), _context(cfg, ds, tokenizer).chat_template
+            )
+            if warning and warning not in warnings:
+                warnings.append(warning)
+    if warnings and cfg.strict:
+        raise DataError("strict: " + " ".join(warnings))
+    report: dict[str, Any] = {"datasets": [], "skipped_rows": []}
+    parts = _tokenize_group(cfg, cfg.datasets, "datasets", tokenizer, report)
+    train = parts[0] if len(parts) == 1 else concatenate_datasets(parts)
+    if cfg.shuffle_merged_datasets and len(parts) > 1:
+        train = train.shuffle(seed=cfg.data_seed or cfg.seed)
+    if len(train) == 0:
+        raise DataError(
+            "no training samples left after filtering: "
+            + "; ".join(f"{d['entry']} dropped {d['dropped']}" for d in report["datasets"])
+        )
+    if cfg.test_datasets:
+        eval_parts = _tokenize_group(cfg, cfg.test_datasets, "test_datasets", tokenizer, report)
+        eval_set = eval_parts[0] if len(eval_parts) == 1 else concatenate_datasets(eval_parts)
+    else:
+        train, eval_set = _split(cfg, train)
+    stats = {
+        **report,
+        "train": split_stats(train),
+        "eval": split_stats(eval_set) if eval_set is not None else None,
+    }
+    fp = fingerprint(cfg, tokenizer)
+    dest = dest or Path(cfg.dataset_prepared_path) / fp
+    _write_cache(dest, train, eval_set, {**stats, "fingerprint": fp, "warnings": warnings})
+    return PreparedData(train, eval_set, stats, dest, from_cache=False, warnings=warnings)
+
+
+def _write_cache(dest: Path, train: Dataset, eval_set: Dataset | None, stats: dict) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        train.save_to_disk(str(tmp / "train"))
+        if eval_set is not None:
+            eval_set.save_to_disk(str(tmp / "eval"))
+        (tmp / "stats.json").write_text(json.dumps(stats, indent=2))
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_cached(path: Path) -> PreparedData | None:
+    """The prepared data at `path`, or None when no complete cache is there."""
+    from datasets import load_from_disk
+
+    stats_file = path / "stats.json"
+    if not stats_file.is_file():
+        return None
+    stats = json.loads(stats_file.read_text())
+    train = load_from_disk(str(path / "train"))
+    eval_set = load_from_disk(str(path / "eval")) if (path / "eval").is_dir() else None
+    return PreparedData(train, eval_set, stats, path, True, stats.get("warnings", []))
+
+
+def load_or_prepare(cfg: Config, tokenizer: Any, force: bool = False) -> PreparedData:
+    """Load the cache for this config and tokenizer, or prepare it."""
+    path = Path(cfg.dataset_prepared_path) / fingerprint(cfg, tokenizer)
+    if not force:
+        cached = load_cached(path)
+        if cached is not None:
+            return cached
+    return prepare(cfg, tokenizer, path)

@@ -1,0 +1,85 @@
+"""The tokenizer view that prompt formats use, and the samples they return.
+
+Formats describe a sample as text segments, each trained or not. The view tokenizes the *joined*
+text once, with offsets, and labels each token by the characters it covers. So the ids always
+equal what the tokenizer gives for the whole text (what the model sees at inference), and no
+boundary token is lost between a prompt and its answer: a token that covers any trained character
+is trained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+IGNORE_INDEX = -100
+
+
+class FormatError(ValueError):
+    """A row cannot be turned into a sample; the message says why (prepare adds dataset/row)."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    text: str
+    trained: bool
+
+
+@dataclass
+class TokenizedSample:
+    input_ids: list[int]
+    labels: list[int]
+
+    @property
+    def trained_tokens(self) -> int:
+        return sum(1 for x in self.labels if x != IGNORE_INDEX)
+
+
+class TokenizerView:
+    """The few tokenizer operations formats need, over a Hugging Face (fast) tokenizer."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        if not getattr(tokenizer, "is_fast", False):
+            raise TypeError(
+                "honer needs a fast tokenizer (offset mappings): set `tokenizer_use_fast: true`."
+            )
+        self.tokenizer = tokenizer
+
+    @property
+    def eos_token(self) -> str | None:
+        return self.tokenizer.eos_token
+
+    @property
+    def eos_token_id(self) -> int | None:
+        return self.tokenizer.eos_token_id
+
+    def encode(self, text: str, add_special_tokens: bool) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"]
+
+    def encode_segments(self, segments: list[Segment], add_special_tokens: bool) -> TokenizedSample:
+        """Tokenize the joined text once; a token is trained if it covers a trained character."""
+        text = "".join(s.text for s in segments)
+        # trained_upto[i] = number of trained characters in text[:i]
+        trained_upto = [0]
+        for seg in segments:
+            base = trained_upto[-1]
+            trained_upto.extend(base + (k + 1) * seg.trained for k in range(len(seg.text)))
+        enc = self.tokenizer(
+            text, add_special_tokens=add_special_tokens, return_offsets_mapping=True
+        )
+        labels = [
+            tid if end > start and trained_upto[end] > trained_upto[start] else IGNORE_INDEX
+            for tid, (start, end) in zip(enc["input_ids"], enc["offset_mapping"], strict=True)
+        ]
+        return TokenizedSample(list(enc["input_ids"]), labels)
+
+    def render_chat(
+        self, messages: list[dict[str, str]], template: str | None, add_generation_prompt: bool
+    ) -> str:
+        """The chat template's text for `messages`, exactly as transformers renders it."""
+        return self.tokenizer.apply_chat_template(
+            messages,
+            chat_template=template,
+            tokenize=False,
+            add_generation_prompt=add_generation_prompt,
+        )
