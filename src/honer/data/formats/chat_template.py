@@ -77,9 +77,17 @@ def _render(tok: TokenizerView, messages: list, template: str | None, gen: bool)
 
 
 def _turn_spans(
-    tok: TokenizerView, messages: list[dict[str, str]], template: str | None, full: str
+    tok: TokenizerView,
+    messages: list[dict[str, str]],
+    template: str | None,
+    full: str,
+    trained: set[int],
 ) -> list[tuple[int, int, int]]:
-    """(start, content_end, turn_end) character offsets of every message in `full`."""
+    """(start, content_end, turn_end) character offsets of every message in `full`.
+
+    A message the template leaves out (e.g. a dropped system turn) gets an empty span, unless it
+    is to be trained: then not finding it is an error.
+    """
     spans = []
     cursor = 0
     for i, msg in enumerate(messages):
@@ -90,6 +98,9 @@ def _turn_spans(
                 start = len(prefix)
         found = full.find(msg["content"], start if start is not None else cursor)
         if start is None:
+            if found < 0 and i not in trained:
+                spans.append((cursor, cursor, cursor))
+                continue
             if found < 0:
                 raise FormatError(
                     f"cannot locate message {i} ({msg['role']}) in the rendered chat: the template "
@@ -131,8 +142,8 @@ def tokenize_messages(
             f"no message with a trained role ({', '.join(sorted(roles_to_train))}); "
             "this conversation would train nothing"
         )
-    spans = _turn_spans(tok, messages, ctx.chat_template, full)
     trained_turns = [i for i, m in enumerate(messages) if m["role"] in roles_to_train]
+    spans = _turn_spans(tok, messages, ctx.chat_template, full, set(trained_turns))
     last_trained = trained_turns[-1]
     segments: list[Segment] = []
     pos = 0

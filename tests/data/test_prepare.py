@@ -1,0 +1,165 @@
+"""Preprocessing: counts, splits, loud mask failures, and a cache that notices every change."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from honer.config import config_from_dict
+from honer.data.prepare import fingerprint, load_or_prepare
+from honer.errors import DataError
+
+
+def write_rows(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+ROWS = [{"instruction": f"Add {i} and {i + 1}", "output": str(2 * i + 1)} for i in range(20)]
+
+
+@pytest.fixture
+def make_cfg(tmp_path: Path, tiny_model_dir: Path):
+    def make(**overrides):
+        data = overrides.pop("data", None) or write_rows(tmp_path / "d.jsonl", ROWS)
+        raw = {
+            "base_model": str(tiny_model_dir),
+            "datasets": [{"path": str(data), "type": "alpaca"}],
+            "dataset_prepared_path": str(tmp_path / "prepared"),
+            "sequence_len": 256,
+            **overrides,
+        }
+        return config_from_dict(raw)
+
+    return make
+
+
+def test_prepare_counts_and_caches(make_cfg, tokenizer) -> None:
+    cfg = make_cfg(val_set_size=0.25)
+    first = load_or_prepare(cfg, tokenizer)
+    assert not first.from_cache
+    assert (len(first.train), len(first.eval)) == (15, 5)
+    assert first.train.column_names == ["input_ids", "labels"]
+    [entry] = first.stats["datasets"]
+    assert (entry["rows_in"], entry["samples_out"], entry["truncated"]) == (20, 20, 0)
+    trained = sum(sum(1 for t in lab if t != -100) for lab in first.train["labels"])
+    assert first.stats["train"]["trained_tokens"] == trained
+    assert first.stats["train"]["tokens"] == sum(len(x) for x in first.train["input_ids"])
+    assert set(first.stats["train"]["length"]) == {"min", "p50", "p90", "p99", "max"}
+    second = load_or_prepare(cfg, tokenizer)
+    assert second.from_cache and second.path == first.path
+    assert second.train["input_ids"] == first.train["input_ids"]
+    assert second.eval["labels"] == first.eval["labels"]
+
+
+def test_val_set_size_as_row_count(make_cfg, tokenizer) -> None:
+    data = load_or_prepare(make_cfg(val_set_size=3), tokenizer)
+    assert (len(data.train), len(data.eval)) == (17, 3)
+
+
+def test_every_relevant_change_rebuilds(make_cfg, tokenizer, tmp_path: Path) -> None:
+    base = fingerprint(make_cfg(), tokenizer)
+    assert fingerprint(make_cfg(), tokenizer) == base
+    assert fingerprint(make_cfg(sequence_len=128), tokenizer) != base
+    assert fingerprint(make_cfg(train_on_inputs=True), tokenizer) != base
+    assert fingerprint(make_cfg(val_set_size=0.1), tokenizer) != base
+    other = write_rows(tmp_path / "other.jsonl", ROWS[:-1])
+    assert fingerprint(make_cfg(data=other), tokenizer) != base
+    tok2 = tokenizer.__class__.from_pretrained(tokenizer.name_or_path)
+    tok2.add_tokens(["<new>"])
+    assert fingerprint(make_cfg(), tok2) != base
+    tok3 = tokenizer.__class__.from_pretrained(tokenizer.name_or_path)
+    tok3.chat_template = "{{ messages }}"
+    assert fingerprint(make_cfg(), tok3) != base
+    # Keys that do not touch the data leave the cache alone.
+    assert fingerprint(make_cfg(learning_rate=1e-3, micro_batch_size=4), tokenizer) == base
+
+
+def test_changed_data_file_is_rebuilt(make_cfg, tokenizer, tmp_path: Path) -> None:
+    data = write_rows(tmp_path / "mine.jsonl", ROWS)
+    first = load_or_prepare(make_cfg(data=data), tokenizer)
+    write_rows(data, ROWS[:5])
+    again = load_or_prepare(make_cfg(data=data), tokenizer)
+    assert not again.from_cache and len(again.train) == 5 and again.path != first.path
+
+
+def test_long_samples_dropped_or_truncated(make_cfg, tokenizer, tmp_path: Path) -> None:
+    rows = [*ROWS[:3], {"instruction": "long " * 200, "output": "x"}]
+    data_path = write_rows(tmp_path / "long.jsonl", rows)
+    dropped = load_or_prepare(make_cfg(data=data_path, sequence_len=64), tokenizer)
+    assert len(dropped.train) == 3
+    assert dropped.stats["datasets"][0]["dropped"] == {"longer than sequence_len": 1}
+    rows2 = [*ROWS[:3], {"instruction": "Say it", "output": "word " * 200}]
+    data2 = write_rows(tmp_path / "long2.jsonl", rows2)
+    cut = load_or_prepare(
+        make_cfg(data=data2, sequence_len=64, excess_length_strategy="truncate"), tokenizer
+    )
+    assert cut.stats["datasets"][0]["truncated"] == 1
+    assert max(len(x) for x in cut.train["input_ids"]) == 64
+
+
+def test_prompt_longer_than_sequence_len_drops_with_reason(make_cfg, tokenizer, tmp_path) -> None:
+    rows = [*ROWS[:2], {"instruction": "long " * 200, "output": "x"}]
+    data = write_rows(tmp_path / "p.jsonl", rows)
+    out = load_or_prepare(
+        make_cfg(data=data, sequence_len=64, excess_length_strategy="truncate"), tokenizer
+    )
+    assert out.stats["datasets"][0]["dropped"] == {"trained part beyond sequence_len": 1}
+
+
+def test_bad_row_fails_loudly_with_dataset_and_row(make_cfg, tokenizer, tmp_path: Path) -> None:
+    data = write_rows(tmp_path / "bad.jsonl", [ROWS[0], {"instruction": "no answer"}])
+    with pytest.raises(DataError) as info:
+        load_or_prepare(make_cfg(data=data), tokenizer)
+    msg = str(info.value)
+    assert f"datasets[0] ({data}) row 1: column `output` is missing" in msg
+
+
+def test_zero_trained_tokens_fails_loudly(make_cfg, tokenizer, tmp_path: Path) -> None:
+    rows = [{"segments": [{"text": "all prompt", "label": False}]}]
+    data = write_rows(tmp_path / "io.jsonl", rows)
+    cfg = config_from_dict(
+        {
+            "base_model": "m",
+            "datasets": [{"path": str(data), "type": "input_output"}],
+            "dataset_prepared_path": str(tmp_path / "p"),
+        }
+    )
+    with pytest.raises(DataError, match=r"row 0: no trained tokens"):
+        load_or_prepare(cfg, tokenizer)
+
+
+def test_skip_bad_rows_counts_format_failures(make_cfg, tokenizer, tmp_path: Path) -> None:
+    data = write_rows(tmp_path / "bad.jsonl", [ROWS[0], {"instruction": "no answer"}])
+    out = load_or_prepare(make_cfg(data=data, skip_bad_rows=True), tokenizer)
+    assert len(out.train) == 1
+    assert out.stats["datasets"][0]["dropped"] == {
+        "column `output` is missing (row has: instruction)": 1
+    }
+
+
+def test_everything_dropped_is_an_error(make_cfg, tokenizer, tmp_path: Path) -> None:
+    data = write_rows(tmp_path / "long.jsonl", [{"instruction": "long " * 200, "output": "x"}])
+    with pytest.raises(DataError, match="no training samples left"):
+        load_or_prepare(make_cfg(data=data, sequence_len=32), tokenizer)
+
+
+def test_chat_eos_mismatch_is_a_warning_or_strict_error(make_cfg, tokenizer, tmp_path) -> None:
+    rows = [{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo"}]}]
+    data = write_rows(tmp_path / "chat.jsonl", rows)
+    cfg = make_cfg()
+    raw = cfg.model_dump(exclude_unset=True)
+    raw["datasets"] = [{"path": str(data), "type": "chat_template"}]
+    out = load_or_prepare(config_from_dict(raw), tokenizer)
+    assert len(out.warnings) == 1 and "<|im_end|>" in out.warnings[0]
+    with pytest.raises(DataError, match="strict: the chat template ends assistant turns"):
+        load_or_prepare(config_from_dict({**raw, "strict": True}), tokenizer, force=True)
+
+
+def test_multiprocess_tokenization_gives_same_tokens(make_cfg, tokenizer) -> None:
+    one = load_or_prepare(make_cfg(), tokenizer)
+    two = load_or_prepare(make_cfg(dataset_processes=2), tokenizer, force=True)
+    assert one.train["input_ids"] == two.train["input_ids"]
+    assert one.train["labels"] == two.train["labels"]
