@@ -34,8 +34,10 @@ values = st.recursive(
     | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=8)
     | st.sampled_from(["alpaca", "qlora", "cosine", "auto", "jinja", "sharegpt", "0.5"]),
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(st.sampled_from(KEYS) | st.integers(0, 3), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(KEYS) | st.integers(0, 3), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 

@@ -43,7 +43,9 @@ def expect(tokenizer, parts: list[tuple[str, bool]], special: bool) -> tuple[lis
     consumed = ""
     for i, (t, trained) in enumerate(parts):
         consumed += t
-        upto = len(ids(tokenizer, consumed, special and True)) if i < len(parts) - 1 else len(all_ids)
+        upto = (
+            len(ids(tokenizer, consumed, special and True)) if i < len(parts) - 1 else len(all_ids)
+        )
         assert all_ids[:upto] == ids(tokenizer, consumed, special)[:upto]
         labels += all_ids[done:upto] if trained else [M] * (upto - done)
         done = upto
@@ -218,7 +220,9 @@ def test_message_property_mappings_and_roles(tokenizer, view) -> None:
 
 def test_unknown_role_error_suggests_mapping(view) -> None:
     row = {"messages": [{"role": "customer", "content": "Hi"}]}
-    with pytest.raises(FormatError, match=r"unknown role `customer`.*roles: \{assistant: \[customer\]\}"):
+    with pytest.raises(
+        FormatError, match=r"unknown role `customer`.*roles: \{assistant: \[customer\]\}"
+    ):
         run("chat_template", row, view, chat_template=CHATML)
 
 

@@ -147,7 +147,9 @@ def test_everything_dropped_is_an_error(make_cfg, tokenizer, tmp_path: Path) -> 
 
 
 def test_chat_eos_mismatch_is_a_warning_or_strict_error(make_cfg, tokenizer, tmp_path) -> None:
-    rows = [{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo"}]}]
+    rows = [
+        {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo"}]}
+    ]
     data = write_rows(tmp_path / "chat.jsonl", rows)
     cfg = make_cfg()
     raw = cfg.model_dump(exclude_unset=True)

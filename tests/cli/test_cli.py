@@ -1,0 +1,120 @@
+"""The command line: summaries, short errors with exit code 2, lazy imports, the debug view."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from honer.cli.main import app
+from honer.config.reference import END, START, reference_markdown
+from tests.conftest import REPO
+
+runner = CliRunner()
+
+
+def write_config(tmp_path: Path, base: str, extra: str = "") -> Path:
+    data = tmp_path / "d.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps({"instruction": f"Add {i} and 1", "output": str(i + 1)}) + "\n"
+            for i in range(6)
+        )
+    )
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(
+        f"base_model: {base}\n"
+        f"datasets:\n  - path: {data}\n    type: alpaca\n"
+        f"dataset_prepared_path: {tmp_path / 'prepared'}\n"
+        "adapter: lora\nmicro_batch_size: 2\ngradient_accumulation_steps: 3\n" + extra
+    )
+    return cfg
+
+
+def run_cli(*args: str):
+    """Run the real entry point (HonerError → message + exit 2) in this process."""
+    code = (
+        "import sys\nfrom honer.cli.main import run\nsys.argv = ['honer', *sys.argv[1:]]\nrun()\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
+
+
+def test_validate_prints_summary(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, "some/model")
+    result = runner.invoke(app, ["validate", str(cfg)])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "is valid" in out
+    assert "model:            some/model" in out
+    assert "adapter:          lora (r=8, alpha=16)" in out
+    assert "type=alpaca  (local)" in out
+    assert "effective batch:  6 per process" in out
+
+
+def test_bad_config_is_one_message_and_exit_2(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, "m", "lora_alpah: 3\n")
+    result = run_cli("validate", str(cfg))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"error: {cfg}: lora_alpah: unknown key. Did you mean `lora_alpha`?"
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_help_and_validate_do_not_import_torch(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, "m")
+    probe = (
+        "import sys\nfrom honer.cli.main import app\n"
+        "try:\n    app(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'transformers', 'datasets', 'peft') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    for args in (["--help"], ["validate", str(cfg)]):
+        out = subprocess.run(
+            [sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=60
+        ).stdout
+        assert "HEAVY []" in out, out
+
+
+def test_preprocess_debug_shows_masked_and_trained_tokens(tmp_path: Path, tiny_model_dir) -> None:
+    cfg = write_config(tmp_path, str(tiny_model_dir))
+    result = run_cli("preprocess", str(cfg), "--debug", "--debug-samples", "1")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "samples" in out and "trained tokens" in out
+    assert "prepared data written" in out
+    assert "(-100, 1)" in out  # BOS, masked
+    assert "(2, 2)" in out  # EOS, trained
+    assert "trained text: '1</s>'" in out
+    assert "\x1b[" not in out  # no colour codes when not a terminal
+    again = run_cli("preprocess", str(cfg))
+    assert "prepared data loaded from cache" in again.stdout
+
+
+def test_preprocess_data_error_names_row(tmp_path: Path, tiny_model_dir) -> None:
+    cfg = write_config(tmp_path, str(tiny_model_dir))
+    (tmp_path / "d.jsonl").write_text('{"instruction": "x", "output": "y"}\n{"broken\n')
+    result = run_cli("preprocess", str(cfg))
+    assert result.returncode == 2
+    assert f"{tmp_path / 'd.jsonl'}:2: invalid JSON" in result.stderr
+
+
+def test_missing_local_model_offline_says_what_to_do(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, "no-such-org/no-such-model")
+    result = run_cli("preprocess", str(cfg))
+    assert result.returncode == 2
+    assert "HF_HUB_OFFLINE=1 is set" in result.stderr
+    assert "point `base_model` at a local folder" in result.stderr
+
+
+def test_readme_config_reference_is_current() -> None:
+    readme = (REPO / "README.md").read_text()
+    block = readme.split(START, 1)[1].split(END, 1)[0]
+    assert block.strip() == reference_markdown().strip(), (
+        "README config reference is stale: run `python -m honer.config.reference README.md`"
+    )
