@@ -165,3 +165,8 @@ def test_multiprocess_tokenization_gives_same_tokens(make_cfg, tokenizer) -> Non
     two = load_or_prepare(make_cfg(dataset_processes=2), tokenizer, force=True)
     assert one.train["input_ids"] == two.train["input_ids"]
     assert one.train["labels"] == two.train["labels"]
+
+
+def test_val_set_size_leaving_no_training_rows_is_explained(make_cfg, tokenizer) -> None:
+    with pytest.raises(DataError, match=r"val_set_size: 20.0 gives 20 validation rows out of 20"):
+        load_or_prepare(make_cfg(val_set_size=20), tokenizer)

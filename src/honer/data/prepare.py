@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -227,15 +228,11 @@ def _split(cfg: Config, train: Dataset) -> tuple[Dataset, Dataset | None]:
     if v <= 0:
         return train, None
     size: float | int = int(v) if v >= 1 else v
-    if (
-        isinstance(size, int)
-        and size >= len(train)
-        or isinstance(size, float)
-        and int(size * len(train)) < 1
-    ):
+    n_eval = size if isinstance(size, int) else math.ceil(size * len(train))  # as datasets does
+    if n_eval < 1 or n_eval >= len(train):
         raise DataError(
-            f"val_set_size: {v} leaves no training or no validation rows out of {len(train)}; "
-            "lower or raise it."
+            f"val_set_size: {v} gives {n_eval} validation rows out of {len(train)}; "
+            "choose a size that leaves both training and validation rows."
         )
     parts = train.train_test_split(test_size=size, seed=cfg.data_seed or cfg.seed, shuffle=True)
     return parts["train"], parts["test"]
