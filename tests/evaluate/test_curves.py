@@ -42,7 +42,10 @@ def falling_to_low(s: float) -> float:  # keeps falling slowly (memorising)
 @pytest.mark.parametrize("noise", [0.0, 0.03, 0.08])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_well_fit(noise: float, seed: int) -> None:
-    d = diagnose(curve(decaying, noise, seed), evals(lambda s: decaying(s) + 0.05, noise=noise / 3, seed=seed))
+    d = diagnose(
+        curve(decaying, noise, seed),
+        evals(lambda s: decaying(s) + 0.05, noise=noise / 3, seed=seed),
+    )
     assert d.verdict == "well-fit", d.reason
     assert d.gap == pytest.approx(0.05, abs=0.06)
 
@@ -64,7 +67,9 @@ def test_still_falling_is_underfit(noise: float, seed: int) -> None:
 @pytest.mark.parametrize("noise", [0.0, 0.03, 0.08])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_overfit_reports_best_step(noise: float, seed: int) -> None:
-    d = diagnose(curve(falling_to_low, noise, seed), evals(overfit_eval, noise=noise / 4, seed=seed))
+    d = diagnose(
+        curve(falling_to_low, noise, seed), evals(overfit_eval, noise=noise / 4, seed=seed)
+    )
     assert d.verdict == "overfit", d.reason
     assert d.best_step in (60, 80, 100)
 
