@@ -1,0 +1,169 @@
+"""The run report: `curves.png` and a self-contained `report.html` (opens offline).
+
+Everything is read back from files in `output_dir` (metrics.jsonl, the resolved config, the
+prepared-data stats, eval_table.jsonl, evals/results.json when present), so `honer report DIR`
+can rebuild the report of any finished or interrupted run.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from honer.evaluate.curves import Diagnosis, diagnose, read_metrics
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def plot_curves(metrics: list[dict[str, Any]], diagnosis: Diagnosis, dest: Path) -> None:
+    """Training and validation loss over steps, the LR schedule on a second axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train = [(m["step"], m["loss"]) for m in metrics if "loss" in m and "step" in m]
+    evals = [(m["step"], m["eval_loss"]) for m in metrics if "eval_loss" in m and "step" in m]
+    lrs = [(m["step"], m.get("lr", m.get("learning_rate"))) for m in metrics if "loss" in m]
+    lrs = [(s, v) for s, v in lrs if isinstance(v, int | float)]
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    if train:
+        ax.plot(*zip(*train, strict=True), label="training loss", color="#1f77b4", alpha=0.8)
+    if evals:
+        ax.plot(*zip(*evals, strict=True), "o-", label="validation loss", color="#d62728")
+    if diagnosis.best_step is not None:
+        ax.axvline(diagnosis.best_step, ls="--", color="gray", label="suggested stop")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss")
+    ax.set_title(f"{diagnosis.verdict}: {diagnosis.reason[:90]}", fontsize=9)
+    if lrs:
+        ax2 = ax.twinx()
+        ax2.plot(*zip(*lrs, strict=True), color="#2ca02c", alpha=0.5, label="learning rate")
+        ax2.set_ylabel("learning rate", color="#2ca02c")
+        ax2.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fd, tmp = tempfile.mkstemp(suffix=".png", dir=dest.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp)
+        os.replace(tmp, dest)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(r.get(c, '')))}</td>" for c in columns) + "</tr>"
+        for r in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _histogram_png(lengths: dict[str, int] | None) -> str:
+    return "" if not lengths else " · ".join(f"{k} {v}" for k, v in lengths.items())
+
+
+STYLE = """
+body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}
+h1{font-size:1.5em} h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:.9em;margin:.5em 0} td,th{border:1px solid #ccc;padding:3px 8px;
+text-align:left;vertical-align:top;white-space:pre-wrap} th{background:#f3f3f3}
+.verdict{font-size:1.1em;padding:.6em;border-radius:6px;background:#eef5ff}
+.underfit{background:#fff5e0}.overfit{background:#ffecec}.well-fit{background:#eaffea}
+img{max-width:100%}
+"""
+
+
+def build_report(output_dir: str | Path) -> Path:
+    """Write `curves.png` and `report.html` into `output_dir`; returns the HTML path."""
+    out = Path(output_dir)
+    if not out.is_dir():
+        from honer.errors import HonerError
+
+        raise HonerError(f"{out}: no such run folder (pass a training `output_dir`).")
+    metrics = _read_jsonl(out / "metrics.jsonl")
+    train, evals = read_metrics(out / "metrics.jsonl") if metrics else ([], [])
+    diagnosis = diagnose(train, evals)
+    plot_curves(metrics, diagnosis, out / "curves.png")
+    png = base64.b64encode((out / "curves.png").read_bytes()).decode()
+    config_text = (
+        (out / "honer_config.yml").read_text() if (out / "honer_config.yml").is_file() else ""
+    )
+    stats_path = out / "data_stats.json"
+    stats = json.loads(stats_path.read_text()) if stats_path.is_file() else {}
+    eval_table = _read_jsonl(out / "eval_table.jsonl")[-20:]
+    results_path = out / "evals" / "results.json"
+    assertions = json.loads(results_path.read_text()) if results_path.is_file() else None
+
+    parts = [
+        f"<h1>honer run report — {html.escape(out.name)}</h1>",
+        f"<p class='verdict {diagnosis.verdict}'><b>{diagnosis.verdict}</b>: "
+        f"{html.escape(diagnosis.reason)}</p>",
+        f"<img alt='loss curves' src='data:image/png;base64,{png}'>",
+    ]
+    if stats:
+        parts.append("<h2>Data</h2>")
+        split_rows = [
+            {
+                "split": name,
+                "samples": s["samples"],
+                "tokens": s["tokens"],
+                "trained tokens": s["trained_tokens"],
+                "length percentiles": _histogram_png(s.get("length")),
+            }
+            for name, s in (("train", stats.get("train")), ("eval", stats.get("eval")))
+            if s
+        ]
+        parts.append(
+            _table(
+                split_rows, ["split", "samples", "tokens", "trained tokens", "length percentiles"]
+            )
+        )
+    if assertions:
+        parts.append("<h2>Assertion evals</h2>")
+        parts.append(f"<p>overall pass rate: {assertions.get('overall', 0):.1%}</p>")
+        parts.append(
+            _table(assertions.get("checks", []), ["name", "passed", "failed", "pass_rate"])
+        )
+    if eval_table:
+        parts.append("<h2>Generations at evaluation</h2>")
+        parts.append(_table(eval_table, ["step", "prompt", "expected", "generated"]))
+    if config_text:
+        parts.append(f"<h2>Config</h2><pre>{html.escape(config_text)}</pre>")
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>honer report</title>"
+        f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>"
+    )
+    dest = out / "report.html"
+    _write_atomic(dest, page.encode())
+    return dest
