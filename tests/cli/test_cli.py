@@ -118,3 +118,11 @@ def test_readme_config_reference_is_current() -> None:
     assert block.strip() == reference_markdown().strip(), (
         "README config reference is stale: run `python -m honer.config.reference README.md`"
     )
+
+
+def test_data_command_error_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    result = run_cli(
+        "data", "ingest", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "o.jsonl")
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: {tmp_path / 'missing.csv'}: no such file or folder."

@@ -12,6 +12,7 @@ import typer
 from rich.text import Text
 
 from honer.cli.console import err_console
+from honer.cli.data import data_app
 from honer.cli.preprocess import preprocess
 from honer.cli.validate import validate
 from honer.errors import HonerError
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 app.command()(validate)
 app.command()(preprocess)
+app.add_typer(data_app, name="data")
 
 
 @app.command()

@@ -26,7 +26,7 @@ from honer.config.schema import Config, DatasetConfig
 from honer.data import sources
 from honer.data.formats import FORMATS, FormatContext
 from honer.data.formats.chat_template import eos_mismatch
-from honer.data.formats.templates import resolve_template
+from honer.data.formats.context import CHAT_TYPES, format_context
 from honer.data.tokenize import IGNORE_INDEX, FormatError, TokenizerView
 from honer.errors import DataError
 
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from datasets import Dataset
 
 PIPELINE_VERSION = 1
-_CHAT_TYPES = ("sharegpt", "chat_template")
 # Global keys that change what the formats or the split produce.
 _FINGERPRINT_KEYS = (
     "sequence_len",
@@ -86,25 +85,12 @@ def fingerprint(cfg: Config, tokenizer: Any) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _context(cfg: Config, ds: DatasetConfig, tokenizer: Any) -> FormatContext:
-    template = None
-    if ds.type in _CHAT_TYPES:
-        name = ds.conversation or ds.chat_template or cfg.chat_template
-        template = resolve_template(name, cfg.chat_template_jinja, tokenizer.chat_template)
-    return FormatContext(
-        dataset=ds,
-        train_on_inputs=cfg.train_on_inputs,
-        sequence_len=cfg.sequence_len,
-        chat_template=template,
-    )
-
-
 def _mask_problem(sample_labels: list[int], ds: DatasetConfig, ctx: FormatContext) -> str | None:
     """Silent mask failures: nothing trained, or everything trained where prompts should be masked."""
     trained = sum(1 for x in sample_labels if x != IGNORE_INDEX)
     if trained == 0:
         return "no trained tokens (the label mask masks the whole sample)"
-    prompts_expected = ds.type == "alpaca" or (ds.type in _CHAT_TYPES and ds.roles_to_train is None)
+    prompts_expected = ds.type == "alpaca" or (ds.type in CHAT_TYPES and ds.roles_to_train is None)
     if prompts_expected and not ctx.train_on_inputs and trained == len(sample_labels):
         return "every token is trained although prompts should be masked (the mask failed)"
     return None
@@ -115,7 +101,7 @@ def _tokenize_entry(
 ) -> tuple[Dataset, Counter]:
     """Run one dataset entry's format over its rows (batched `datasets.map`)."""
     module = FORMATS[ds.type]
-    ctx = _context(cfg, ds, tokenizer)
+    ctx = format_context(cfg, ds, tokenizer)
     view = TokenizerView(tokenizer)
     limit = cfg.sequence_len
     truncate = cfg.excess_length_strategy == "truncate"
@@ -244,9 +230,9 @@ def prepare(cfg: Config, tokenizer: Any, dest: Path | None = None) -> PreparedDa
 
     warnings = []
     for ds in [*cfg.datasets, *(cfg.test_datasets or [])]:
-        if ds.type in _CHAT_TYPES:
+        if ds.type in CHAT_TYPES:
             warning = eos_mismatch(
-                TokenizerView(tokenizer), _context(cfg, ds, tokenizer).chat_template
+                TokenizerView(tokenizer), format_context(cfg, ds, tokenizer).chat_template
             )
             if warning and warning not in warnings:
                 warnings.append(warning)

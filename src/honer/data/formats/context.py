@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from honer.config.schema import DatasetConfig
+from honer.config.schema import Config, DatasetConfig
+from honer.data.formats.templates import resolve_template
 from honer.data.tokenize import FormatError
+
+CHAT_TYPES = ("sharegpt", "chat_template")
 
 
 @dataclass(frozen=True)
@@ -28,3 +31,17 @@ def text_field(row: dict[str, Any], key: str, required: bool = True) -> str:
     if not isinstance(value, str):
         raise FormatError(f"column `{key}` must be text, got {type(value).__name__}")
     return value
+
+
+def format_context(cfg: Config, ds: DatasetConfig, tokenizer: Any) -> FormatContext:
+    """The context of one dataset entry: run-wide settings and its resolved chat template."""
+    template = None
+    if ds.type in CHAT_TYPES:
+        name = ds.conversation or ds.chat_template or cfg.chat_template
+        template = resolve_template(name, cfg.chat_template_jinja, tokenizer.chat_template)
+    return FormatContext(
+        dataset=ds,
+        train_on_inputs=cfg.train_on_inputs,
+        sequence_len=cfg.sequence_len,
+        chat_template=template,
+    )
