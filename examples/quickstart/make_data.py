@@ -19,6 +19,7 @@ TABLES = {
     "products": ["price", "stock"],
     "cities": ["population", "area"],
 }
+NUMBERS = 30  # every number is seen in training, in other (pattern, table, column) combinations
 PATTERNS = [
     ("list {t} with {c} above {n}", "SELECT * FROM {t} WHERE {c} > {n}"),
     ("list {t} with {c} below {n}", "SELECT * FROM {t} WHERE {c} < {n}"),
@@ -33,7 +34,7 @@ def all_examples() -> list[dict[str, str]]:
     for p, (ask, query) in enumerate(PATTERNS):
         for t, cols in TABLES.items():
             for c in cols:
-                numbers = range(100) if "{n}" in ask else [None]
+                numbers = range(NUMBERS) if "{n}" in ask else [None]
                 for n in numbers:
                     rows.append(
                         {
