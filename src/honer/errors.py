@@ -38,3 +38,7 @@ class ModelError(HonerError):
 
 class NotSupportedError(HonerError):
     """An option we parse but cannot honour (yet) in the requested command."""
+
+
+class OutOfMemoryError(HonerError):
+    """The device (GPU or CPU RAM) ran out of memory; the message lists the keys that help."""

@@ -12,7 +12,7 @@ from honer.config.schema import Config
 
 Problem = tuple[str, str]
 
-_LORA_KEYS = (
+LORA_KEYS = (
     "lora_model_dir",
     "lora_r",
     "lora_alpha",
@@ -57,7 +57,7 @@ def _quantization(cfg: Config) -> Iterator[Problem]:
 def _adapter_keys(cfg: Config) -> Iterator[Problem]:
     if cfg.adapter is not None:
         return
-    for key in _LORA_KEYS:
+    for key in LORA_KEYS:
         value = getattr(cfg, key)
         if key in cfg.model_fields_set and value not in (None, False):
             yield (

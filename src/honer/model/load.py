@@ -6,14 +6,17 @@ need torch at all.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 from honer.config.schema import Config
-from honer.errors import ModelError
+from honer.errors import ConfigError, ModelError
+from honer.train.memory import is_out_of_memory, out_of_memory_error
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedTokenizerBase
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
 def _offline_hint(name: str) -> str:
@@ -76,3 +79,225 @@ def load_tokenizer(cfg: Config) -> PreTrainedTokenizerBase:
             )
         tok.pad_token = tok.eos_token
     return tok
+
+
+# --- base model ------------------------------------------------------------------------------------
+
+
+def _notice(message: str) -> None:
+    """One line on stderr: a fallback the user should know about, never an error."""
+    print(f"notice: {message}", file=sys.stderr)
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def bf16_supported() -> bool:
+    """Whether this machine runs bfloat16 mixed precision natively (a CUDA GPU of Ampere or newer)."""
+    import torch
+
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def use_bf16(cfg: Config) -> bool:
+    """Resolve `bf16` (true / false / "auto") for this machine.
+
+    `auto` means bf16 where a GPU runs it natively; on CPU it resolves to float32, because bf16
+    autocast on CPU is emulated and slower than float32. An explicit `true` on hardware without
+    native bf16 is an error rather than a silent downgrade: the user asked for a precision that
+    changes numerics and memory.
+    """
+    if cfg.bf16 == "auto":
+        return bf16_supported()
+    if cfg.bf16 and not bf16_supported():
+        where = (
+            "this GPU has no bfloat16 support (it needs Ampere or newer)"
+            if _cuda_available()
+            else "this machine has no GPU, and bf16 mixed precision needs one"
+        )
+        raise ConfigError(
+            [
+                (
+                    "bf16",
+                    f"true, but {where}: set `bf16: auto` (bf16 where supported) or `bf16: false`.",
+                )
+            ]
+        )
+    return bool(cfg.bf16)
+
+
+def use_fp16(cfg: Config) -> bool:
+    """`fp16` mixed precision needs a CUDA GPU (its loss scaler does not run on CPU)."""
+    if cfg.fp16 and not _cuda_available():
+        raise ConfigError(
+            [
+                (
+                    "fp16",
+                    "true, but this machine has no GPU: fp16 mixed precision needs CUDA; set it to false.",
+                )
+            ]
+        )
+    return cfg.fp16
+
+
+def _tf32_supported() -> bool:
+    import torch
+
+    return torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8
+
+
+def use_tf32(cfg: Config) -> bool:
+    """TF32 is a speed hint for Ampere+ GPUs; elsewhere it is skipped with a notice."""
+    if not cfg.tf32:
+        return False
+    if _tf32_supported():
+        return True
+    _notice("tf32: true has no effect without an Ampere or newer GPU; continuing without it.")
+    return False
+
+
+def model_dtype(cfg: Config) -> Any:
+    """The dtype weights are loaded in: bf16/fp16 when training in that precision, else float32.
+
+    Full fine-tuning under fp16 keeps float32 weights: the fp16 loss scaler cannot unscale fp16
+    gradients, so the master weights must stay float32 (only the adapter path loads fp16 bases).
+    """
+    import torch
+
+    if use_bf16(cfg):
+        return torch.bfloat16
+    if use_fp16(cfg):
+        return torch.float16 if cfg.adapter else torch.float32
+    return torch.float32
+
+
+def _flash_attn_importable() -> bool:
+    return importlib.util.find_spec("flash_attn") is not None
+
+
+def attn_implementation(cfg: Config, dtype: Any = None) -> str | None:
+    """The attention kernel to load the model with (None: the transformers default).
+
+    `flash_attention: true` asks for flash-attention 2, which needs the `flash_attn` package, a
+    GPU and half precision; when any is missing it falls back to sdpa with a one-line notice, so
+    a config written for a GPU box still runs on a laptop.
+    """
+    import torch
+
+    if cfg.attn_implementation is not None:
+        return cfg.attn_implementation
+    if cfg.sdp_attention:
+        return "sdpa"
+    if not cfg.flash_attention:
+        return None
+    missing = []
+    if not _cuda_available():
+        missing.append("there is no GPU")
+    if not _flash_attn_importable():
+        missing.append("the `flash_attn` package is not installed")
+    if not missing and dtype is not None and dtype not in (torch.bfloat16, torch.float16):
+        missing.append("it needs bf16 or fp16 weights: set `bf16: auto`")
+    if missing:
+        _notice(f"flash_attention: using sdpa instead of flash-attention 2 ({'; '.join(missing)}).")
+        return "sdpa"
+    return "flash_attention_2"
+
+
+def _model_class(cfg: Config) -> Any:
+    import transformers
+
+    name = cfg.model_type or "AutoModelForCausalLM"
+    cls = getattr(transformers, name, None)
+    if cls is None or not hasattr(cls, "from_pretrained"):
+        raise ModelError(
+            f"model_type: `{name}` is not a transformers model class "
+            "(e.g. AutoModelForCausalLM, LlamaForCausalLM)."
+        )
+    return cls
+
+
+def _require_bitsandbytes(key: str) -> None:
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ModelError(
+            f"{key}: quantized loading needs bitsandbytes, which is not installed: "
+            "pip install 'bitsandbytes>=0.45' (or pip install 'honer[quant]')."
+        )
+
+
+def quantization_config(cfg: Config, compute_dtype: Any) -> Any:
+    """A `BitsAndBytesConfig` for `load_in_4bit` / `load_in_8bit`, or None when not quantizing."""
+    if not (cfg.load_in_4bit or cfg.load_in_8bit):
+        return None
+    _require_bitsandbytes("load_in_4bit" if cfg.load_in_4bit else "load_in_8bit")
+    from transformers import BitsAndBytesConfig
+
+    from honer.config.schema import BnbConfig
+
+    bnb = cfg.bnb_config_kwargs or BnbConfig()
+    if cfg.load_in_4bit:
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type=bnb.bnb_4bit_quant_type,
+            bnb_4bit_use_double_quant=bnb.bnb_4bit_use_double_quant,
+            bnb_4bit_compute_dtype=compute_dtype,
+        )
+    return BitsAndBytesConfig(
+        load_in_8bit=True, llm_int8_has_fp16_weight=bnb.llm_int8_has_fp16_weight
+    )
+
+
+def load_model(cfg: Config, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
+    """The base model as the config says: class, revision, dtype, attention kernel, quantization.
+
+    When the tokenizer holds more tokens than the model has embedding rows (`special_tokens` /
+    `tokens` added some), the embeddings are resized and the count of new rows is recorded as
+    `model.honer_new_tokens`: `build_adapter` needs it to refuse a LoRA that could not train them.
+    """
+    cls = _model_class(cfg)
+    dtype = model_dtype(cfg)
+    kwargs: dict[str, Any] = {
+        "dtype": dtype,
+        "trust_remote_code": cfg.trust_remote_code,
+        "revision": cfg.revision_of_model,
+    }
+    attn = attn_implementation(cfg, dtype)
+    if attn is not None:
+        kwargs["attn_implementation"] = attn
+    quant = quantization_config(cfg, dtype)
+    if quant is not None:
+        kwargs["quantization_config"] = quant
+        if _cuda_available():
+            # Quantized weights cannot be moved after loading: place them on this rank's GPU.
+            kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
+    try:
+        if cfg.base_model_config is not None:
+            from transformers import AutoConfig
+
+            kwargs["config"] = AutoConfig.from_pretrained(
+                cfg.base_model_config,
+                trust_remote_code=cfg.trust_remote_code,
+                revision=cfg.revision_of_model,
+            )
+        model = cls.from_pretrained(cfg.base_model, **kwargs)
+    except (OSError, ValueError) as err:
+        if is_out_of_memory(err):
+            raise out_of_memory_error("loading the base model") from None
+        source = cfg.base_model_config or cfg.base_model
+        raise ModelError(
+            f"cannot load the base model `{cfg.base_model}`: {err}.{_offline_hint(source)}"
+        ) from None
+    except RuntimeError as err:
+        if is_out_of_memory(err):
+            raise out_of_memory_error("loading the base model") from None
+        raise
+    rows = model.get_input_embeddings().weight.shape[0]
+    new_tokens = max(0, len(tokenizer) - rows)
+    if new_tokens:
+        model.resize_token_embeddings(len(tokenizer))
+    model.honer_new_tokens = new_tokens
+    if tokenizer.pad_token_id is not None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model

@@ -1,0 +1,271 @@
+"""The one place where our config keys become `transformers.TrainingArguments`.
+
+Step counts are computed here from the real dataset size, the way the Trainer computes them, so
+that per-epoch settings (`evals_per_epoch`, `saves_per_epoch`) become exact step intervals and
+the start-of-run summary shows the numbers the run will actually use.
+
+Mapping (ours → transformers):
+  micro_batch_size → per_device_train_batch_size     eval_batch_size → per_device_eval_batch_size
+  gradient_accumulation_steps, max_grad_norm, weight_decay, adam_beta1/2, adam_epsilon, seed,
+  data_seed, save_total_limit, logging_steps, output_dir → same names
+  num_epochs → num_train_epochs                      max_steps → max_steps (-1 when unset)
+  resolved_learning_rate → learning_rate             lr_scheduler(+kwargs) → see optim.schedule
+  warmup_steps / warmup_ratio → warmup_steps (ratio resolved against the total steps)
+  optimizer → optim                                  gradient_checkpointing → activation
+                                                     checkpointing (non-reentrant)
+  group_by_length → the length-grouped sampler       bf16/fp16/tf32 → resolved for the hardware
+  evals_per_epoch → eval_steps = max(1, steps_per_epoch // evals_per_epoch) (at least that many
+  evaluations per epoch); saves_per_epoch → save_steps likewise; neither → once per epoch.
+  resolved_report_to → report_to; wandb_* → WANDB_* environment variables.
+transformers versions differ in some field names (5.23 renamed gradient_checkpointing and
+group_by_length); `_set` writes whichever name the installed version has.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from honer.config.schema import Config
+from honer.errors import ConfigError, NotSupportedError
+from honer.model.load import use_bf16, use_fp16, use_tf32
+from honer.train import optim
+
+# Axolotl keys we parse but cannot honour in `train` yet: (key, is it switched on?).
+_UNSUPPORTED: tuple[tuple[str, Any], ...] = (
+    ("sample_packing", lambda cfg: cfg.sample_packing),
+    ("eval_sample_packing", lambda cfg: cfg.eval_sample_packing),
+    ("eval_table_size", lambda cfg: bool(cfg.eval_table_size)),
+    ("loss_watchdog_threshold", lambda cfg: cfg.loss_watchdog_threshold is not None),
+    ("hub_model_id", lambda cfg: cfg.hub_model_id is not None),
+)
+
+
+def check_supported(cfg: Config) -> None:
+    """Refuse options `honer train` would otherwise silently ignore (one error, first key)."""
+    for key, switched_on in _UNSUPPORTED:
+        if switched_on(cfg):
+            value = getattr(cfg, key)
+            shown = "true" if value is True else value
+            fix = "remove it or set it to false" if isinstance(value, bool) else "remove it"
+            raise NotSupportedError(
+                f"`{key}: {shown}` is not supported by `honer train` yet; {fix}."
+            )
+    if not cfg.save_safetensors:
+        raise NotSupportedError(
+            "`save_safetensors: false` is not supported: transformers 5 writes only "
+            "safetensors; remove the key."
+        )
+
+
+# The packages each tracking integration needs, and how to install them.
+_TRACKERS = {
+    "wandb": (("wandb",), "pip install 'honer[wandb]'"),
+    "tensorboard": (("tensorboard", "tensorboardX"), "pip install tensorboard"),
+    "mlflow": (("mlflow",), "pip install mlflow"),
+}
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """How many samples, batches and optimizer steps the run takes, as the Trainer will count."""
+
+    examples: int
+    world_size: int
+    micro_batches_per_epoch: int
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+    eval_steps: int | None
+    save_steps: int | None
+
+    @property
+    def epochs(self) -> float:
+        return self.total_steps / self.steps_per_epoch
+
+
+def world_size() -> int:
+    """Processes in this run (set by torchrun / accelerate launch; 1 otherwise)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _per_epoch_interval(steps_per_epoch: int, per_epoch: int) -> int:
+    return max(1, steps_per_epoch // per_epoch)
+
+
+def plan_steps(cfg: Config, examples: int, has_eval: bool, ranks: int | None = None) -> StepPlan:
+    """Steps per epoch and in total, warm-up, and eval/save intervals for `examples` samples."""
+    ranks = ranks or world_size()
+    batches = math.ceil(examples / (cfg.micro_batch_size * ranks))
+    ga = cfg.gradient_accumulation_steps
+    steps_per_epoch = max(1, batches // ga + int(batches % ga > 0))
+    total = cfg.max_steps or math.ceil(cfg.num_epochs * steps_per_epoch)
+    if not has_eval and (cfg.evals_per_epoch or cfg.eval_steps):
+        key = "evals_per_epoch" if cfg.evals_per_epoch else "eval_steps"
+        raise ConfigError(
+            [
+                (
+                    key,
+                    "set, but there is no validation set: set `val_set_size` or "
+                    f"`test_datasets`, or remove `{key}`.",
+                )
+            ]
+        )
+    eval_steps = cfg.eval_steps
+    if cfg.evals_per_epoch:
+        eval_steps = _per_epoch_interval(steps_per_epoch, cfg.evals_per_epoch)
+    save_steps = cfg.save_steps
+    if cfg.saves_per_epoch:
+        save_steps = _per_epoch_interval(steps_per_epoch, cfg.saves_per_epoch)
+    return StepPlan(
+        examples=examples,
+        world_size=ranks,
+        micro_batches_per_epoch=batches,
+        steps_per_epoch=steps_per_epoch,
+        total_steps=total,
+        warmup_steps=optim.warmup_steps(cfg, total),
+        eval_steps=eval_steps,
+        save_steps=save_steps,
+    )
+
+
+def tracking_env(cfg: Config) -> dict[str, str]:
+    """Environment variables the W&B integration reads, from the `wandb_*` keys.
+
+    Only names and switches go here; credentials stay in the user's environment (WANDB_API_KEY)
+    and are never read, logged or written by honer.
+    """
+    pairs = {
+        "WANDB_PROJECT": cfg.wandb_project,
+        "WANDB_ENTITY": cfg.wandb_entity,
+        "WANDB_NAME": cfg.wandb_name,
+        "WANDB_RUN_ID": cfg.wandb_run_id,
+        "WANDB_WATCH": cfg.wandb_watch,
+        "WANDB_LOG_MODEL": cfg.wandb_log_model,
+    }
+    env = {k: v for k, v in pairs.items() if v is not None}
+    if cfg.wandb_run_id is not None:
+        env["WANDB_RESUME"] = "allow"  # the same id continues the same W&B run on --resume
+    return env
+
+
+def check_trackers(targets: list[str]) -> None:
+    """Each requested integration's package must be importable (else transformers fails late)."""
+    for target in targets:
+        modules, install = _TRACKERS[target]
+        if not any(importlib.util.find_spec(m) is not None for m in modules):
+            raise ConfigError(
+                [
+                    (
+                        "report_to",
+                        f"`{target}` needs the {modules[0]} package, which is not installed: {install}.",
+                    )
+                ]
+            )
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def preflight(cfg: Config) -> None:
+    """Every check that needs neither data nor model, so a config mistake costs no model load."""
+    check_supported(cfg)
+    use_bf16(cfg)
+    use_fp16(cfg)
+    optim.schedule(cfg)
+    optim.optimizer_name(cfg)
+    check_trackers(cfg.resolved_report_to)
+
+
+def _set(kwargs: dict[str, Any], fields: set[str], names: tuple[str, ...], value: Any) -> None:
+    """Set the first of `names` the installed TrainingArguments has (fields renamed across 5.x)."""
+    for name in names:
+        if name in fields:
+            kwargs[name] = value
+            return
+    raise RuntimeError(f"transformers.TrainingArguments has none of {names}: unsupported version")
+
+
+def training_arguments(cfg: Config, plan: StepPlan, has_eval: bool) -> Any:
+    """Build `TrainingArguments` for the run; also exports the W&B environment variables."""
+    from transformers import TrainingArguments
+
+    fields = {f.name for f in dataclasses.fields(TrainingArguments)}
+    sched_name, sched_kwargs = optim.schedule(cfg)
+    report_to = cfg.resolved_report_to
+    check_trackers(report_to)
+    os.environ.update(tracking_env(cfg))
+
+    kwargs: dict[str, Any] = {
+        "output_dir": cfg.output_dir,
+        "per_device_train_batch_size": cfg.micro_batch_size,
+        "per_device_eval_batch_size": cfg.eval_batch_size or cfg.micro_batch_size,
+        "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
+        "num_train_epochs": cfg.num_epochs,
+        "max_steps": cfg.max_steps or -1,
+        "learning_rate": cfg.resolved_learning_rate,
+        "lr_scheduler_type": sched_name,
+        "lr_scheduler_kwargs": sched_kwargs,
+        "warmup_steps": plan.warmup_steps,
+        "optim": optim.optimizer_name(cfg),
+        "weight_decay": cfg.weight_decay,
+        "adam_beta1": cfg.adam_beta1,
+        "adam_beta2": cfg.adam_beta2,
+        "adam_epsilon": cfg.adam_epsilon,
+        "max_grad_norm": cfg.max_grad_norm,
+        "bf16": use_bf16(cfg),
+        "fp16": use_fp16(cfg),
+        "tf32": True if use_tf32(cfg) else None,
+        "logging_strategy": "steps",
+        "logging_steps": cfg.logging_steps,
+        "save_total_limit": cfg.save_total_limit,
+        "seed": cfg.seed,
+        "data_seed": cfg.data_seed,
+        "report_to": report_to or "none",
+        "run_name": cfg.wandb_name,
+        # Our collator reads input_ids/labels only; extra prepared columns must not reach it
+        # filtered by the model's forward signature (a PEFT wrapper hides that signature).
+        "remove_unused_columns": False,
+        "label_names": ["labels"],
+        # Evaluation needs the loss only; keeping logits would hold (batches × seq × vocab).
+        "prediction_loss_only": True,
+        "disable_tqdm": True,  # progress is ours (rich on a TTY, plain lines otherwise)
+        "dataloader_num_workers": 0,
+        "dataloader_pin_memory": _cuda_available(),
+    }
+    if plan.eval_steps is not None:
+        kwargs.update(eval_strategy="steps", eval_steps=plan.eval_steps)
+    else:
+        kwargs["eval_strategy"] = "epoch" if has_eval else "no"
+    if plan.save_steps is not None:
+        kwargs.update(save_strategy="steps", save_steps=plan.save_steps)
+    else:
+        kwargs["save_strategy"] = "epoch"
+    _set(
+        kwargs,
+        fields,
+        ("activation_checkpointing", "gradient_checkpointing"),
+        cfg.gradient_checkpointing,
+    )
+    if cfg.gradient_checkpointing:
+        _set(
+            kwargs,
+            fields,
+            ("activation_checkpointing_kwargs", "gradient_checkpointing_kwargs"),
+            {"use_reentrant": False},
+        )
+    if cfg.group_by_length:
+        if "train_sampling_strategy" in fields:
+            kwargs["train_sampling_strategy"] = "group_by_length"
+        else:
+            kwargs["group_by_length"] = True
+    if "save_safetensors" in fields:
+        kwargs["save_safetensors"] = True
+    return TrainingArguments(**kwargs)

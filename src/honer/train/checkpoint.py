@@ -1,0 +1,227 @@
+"""Checkpoint folders: atomic publication, rotation, and finding the one to resume from.
+
+transformers' Trainer writes `checkpoint-N` in place, file by file: a kill during the write leaves
+a folder that looks like the newest checkpoint but lacks the optimizer or the RNG state, and
+`resume_from_checkpoint: true` would pick it. Here every checkpoint is written into a hidden
+staging folder (`.staging-checkpoint-N`), its files are fsynced, and the folder is renamed into
+place in one `os.replace`. A kill at any moment therefore leaves either the complete new
+checkpoint or none at all, and every earlier checkpoint untouched.
+
+Rotation (`save_total_limit`) orders checkpoints by step number, never by mtime (copied or synced
+folders keep their step in the name, not in their timestamps).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from honer.config.schema import Config
+from honer.errors import ConfigError, HonerError
+
+CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+STAGING_PREFIX = ".staging-"
+TRAINER_STATE = "trainer_state.json"
+
+
+def checkpoint_step(path: Path) -> int | None:
+    match = CHECKPOINT_RE.match(path.name)
+    return int(match.group(1)) if match else None
+
+
+def list_checkpoints(output_dir: str | Path) -> list[Path]:
+    """Complete checkpoints in `output_dir`, oldest step first."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        return []
+    found = [
+        (step, p)
+        for p in root.iterdir()
+        if p.is_dir() and (step := checkpoint_step(p)) is not None and (p / TRAINER_STATE).is_file()
+    ]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(output_dir: str | Path) -> Path | None:
+    checkpoints = list_checkpoints(output_dir)
+    return checkpoints[-1] if checkpoints else None
+
+
+def resolve_resume(cfg: Config, resume: bool) -> Path | None:
+    """The checkpoint to resume from: `resume` / `resume_from_checkpoint: true` → the latest one.
+
+    Starting fresh over an output_dir that already holds checkpoints is refused: the new run's
+    `checkpoint-N` folders would mix with the old run's, and a later resume could pick up a
+    checkpoint of the wrong run.
+    """
+    setting = cfg.resume_from_checkpoint
+    if isinstance(setting, str):
+        path = Path(setting)
+        if not (path / TRAINER_STATE).is_file():
+            raise ConfigError(
+                [
+                    (
+                        "resume_from_checkpoint",
+                        f"`{setting}` is not a checkpoint folder (no {TRAINER_STATE} in it).",
+                    )
+                ]
+            )
+        return path
+    if resume or setting is True:
+        latest = latest_checkpoint(cfg.output_dir)
+        if latest is None:
+            raise HonerError(
+                f"nothing to resume: `{cfg.output_dir}` holds no checkpoint-N folder; start "
+                "without --resume / `resume_from_checkpoint`."
+            )
+        return latest
+    existing = list_checkpoints(cfg.output_dir)
+    if existing:
+        raise HonerError(
+            f"`{cfg.output_dir}` already holds checkpoints of an earlier run ({existing[-1].name}): "
+            "resume it with `honer train CONFIG --resume`, or choose another `output_dir` "
+            "(or delete the old one)."
+        )
+    return None
+
+
+def staging_dir(output_dir: str | Path, step: int) -> Path:
+    """Where checkpoint `step` is written before it is published (same name on every rank)."""
+    return Path(output_dir) / f"{STAGING_PREFIX}checkpoint-{step}"
+
+
+def clean_staging(output_dir: str | Path) -> None:
+    """Remove what a killed run left half-written; it was never a checkpoint."""
+    root = Path(output_dir)
+    if root.is_dir():
+        for p in root.iterdir():
+            if p.name.startswith(STAGING_PREFIX) and p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+
+
+def _fsync_tree(root: Path) -> None:
+    """Flush every file and folder under `root` to disk, so a power cut cannot publish holes."""
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(dirpath))
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # some platforms cannot open folders; the rename is still atomic
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def publish(staged: Path, final: Path) -> None:
+    """Move the complete folder `staged` to `final` in one rename.
+
+    If `final` exists (a resumed run saving the same step again), it is first renamed aside and
+    deleted only after the new one is in place.
+    """
+    _fsync_tree(staged)
+    old = None
+    if final.exists():
+        old = final.with_name(f"{STAGING_PREFIX}old-{final.name}")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(final, old)
+    os.replace(staged, final)
+    _fsync_dir(final.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def rotate(output_dir: str | Path, limit: int | None) -> list[Path]:
+    """Delete the oldest checkpoints beyond `limit`; returns the deleted folders."""
+    if not limit:
+        return []
+    checkpoints = list_checkpoints(output_dir)
+    doomed = checkpoints[: max(0, len(checkpoints) - limit)]
+    for path in doomed:
+        shutil.rmtree(path, ignore_errors=True)
+    return doomed
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a whole file or nothing: temp file in the same folder, fsync, rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; results are ordinary files
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def publish_files(staged: Path, dest: Path) -> list[str]:
+    """Move every file of `staged` into `dest`, each with one atomic rename; returns their names.
+
+    The final model shares `output_dir` with the checkpoints, so the folder itself cannot be
+    swapped; each file is replaced whole instead (a reader sees the old or the new file).
+    """
+    _fsync_tree(staged)
+    dest.mkdir(parents=True, exist_ok=True)
+    names = []
+    for src in sorted(staged.iterdir()):
+        target = dest / src.name
+        if src.is_dir():
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(src, target)
+        else:
+            os.replace(src, target)
+        names.append(src.name)
+    _fsync_dir(dest)
+    return names
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Keep the metrics lines of steps up to `step` (the checkpoint a run resumes from).
+
+    Lines the killed run logged after its last checkpoint are re-logged by the resumed run;
+    keeping them would record those steps twice. A torn last line (kill mid-write) is dropped.
+    """
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and record.get("step", 0) <= step:
+            kept.append(line)
+    atomic_write_text(path, "".join(f"{line}\n" for line in kept))
+
+
+def read_step(checkpoint: Path) -> int:
+    """The global step a checkpoint was saved at (from its trainer_state.json)."""
+    state = json.loads((checkpoint / TRAINER_STATE).read_text(encoding="utf-8"))
+    return int(state["global_step"])

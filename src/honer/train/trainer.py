@@ -1,0 +1,367 @@
+"""Training: a `transformers.Trainer` subclass and `train()`, which runs it from a `Config`.
+
+What the subclass changes, and why:
+
+* Loss normalisation. The loss of an optimizer step is the sum of token losses over every
+  micro-batch of the step divided by the number of trained tokens in the *whole* step (DESIGN:
+  the "mean of means" bug must not come back). `get_batch_samples` counts the trained tokens of
+  the accumulated micro-batches (labels shifted by one, as the causal loss is), and
+  `token_sum_loss` divides each micro-batch's summed loss by that count, so the accumulated
+  gradient equals the gradient of one big batch whatever the micro-batch split. This does not
+  depend on the model accepting `num_items_in_batch` (many do not) or on how a transformers
+  version counts. Evaluation batches use their own count.
+* Atomic checkpoints (see `honer.train.checkpoint`): each checkpoint is written to a staging
+  folder and renamed into place.
+* Throughput: tokens per second (all non-padding tokens, and trained tokens) in every log line.
+
+`train()` never parses YAML: it takes a `Config`, a model (from `build_adapter`), a tokenizer and
+the prepared datasets, and writes into `output_dir`: the adapter or full model (safetensors), the
+tokenizer, `config.yml` (the resolved config) and `metrics.jsonl`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from rich.console import Console
+from transformers import Trainer
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+from honer.config.schema import Config
+from honer.errors import DataError
+from honer.train import checkpoint as ckpt
+from honer.train.args import StepPlan, check_supported, plan_steps, training_arguments
+from honer.train.callbacks import METRICS_FILE, ConsoleCallback, MetricsJsonlCallback
+from honer.train.collate import IGNORE_INDEX, PaddingCollator
+from honer.train.memory import is_out_of_memory, out_of_memory_error
+
+if TYPE_CHECKING:
+    import torch
+    from datasets import Dataset
+    from transformers import PreTrainedTokenizerBase
+
+CONFIG_FILE = "config.yml"
+
+
+def token_sum_loss(
+    outputs: Any, labels: torch.Tensor, num_items_in_batch: torch.Tensor | int | None = None
+) -> torch.Tensor:
+    """Summed next-token cross-entropy of this micro-batch / trained tokens of the whole step.
+
+    Labels are shifted by padding one -100 on the right instead of slicing the logits, which
+    would copy the (batch × seq × vocab) tensor. Logits are upcast to float32 as the models' own
+    loss does. A step with no trained token gives loss 0 (and zero gradients), not NaN.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+    labels = labels.to(logits.device)
+    shifted = F.pad(labels, (0, 1), value=IGNORE_INDEX)[..., 1:]
+    total = F.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]),
+        shifted.reshape(-1),
+        ignore_index=IGNORE_INDEX,
+        reduction="sum",
+    )
+    count = num_items_in_batch
+    if count is None:
+        count = (shifted != IGNORE_INDEX).sum()
+    if not torch.is_tensor(count):
+        count = torch.tensor(count)
+    return total / count.to(total.device).clamp(min=1)
+
+
+class HonerTrainer(Trainer):
+    """`Trainer` with step-wide token-normalised loss, atomic checkpoints and tokens/s logging."""
+
+    # While a checkpoint is written, the folder the Trainer's own save code writes into.
+    _staging: str | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("compute_loss_func", token_sum_loss)
+        super().__init__(*args, **kwargs)
+        self._tokens_since_log = 0
+        self._trained_since_log = 0
+        self._last_log_time: float | None = None
+
+    # --- loss -------------------------------------------------------------------------------
+
+    def get_batch_samples(
+        self, epoch_iterator: Any, num_batches: int, *args: Any
+    ) -> tuple[list, Any]:
+        """Fetch the micro-batches of one optimizer step and count their trained tokens."""
+        import torch
+
+        batches = []
+        for _ in range(num_batches):
+            try:
+                batches.append(next(epoch_iterator))
+            except StopIteration:
+                break
+        if not batches:
+            return batches, None
+        trained = sum(int((b["labels"][..., 1:] != IGNORE_INDEX).sum()) for b in batches)
+        tokens = sum(int(b["attention_mask"].sum()) for b in batches if "attention_mask" in b)
+        self._trained_since_log += trained
+        self._tokens_since_log += tokens
+        count = torch.tensor(trained, device=self.args.device)
+        if self.args.average_tokens_across_devices and self.args.world_size > 1:
+            count = self.accelerator.gather(count).sum()
+        return batches, count
+
+    def compute_loss(
+        self,
+        model: Any,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: Any = None,
+    ) -> Any:
+        # Evaluation: each batch is normalised by its own trained tokens, whatever count a
+        # transformers version passes in.
+        if not model.training:
+            num_items_in_batch = None
+        return super().compute_loss(
+            model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+        )
+
+    # --- logging ----------------------------------------------------------------------------
+
+    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+        if "loss" in logs:
+            now = time.perf_counter()
+            start = self._last_log_time or getattr(self, "_honer_train_start", now)
+            elapsed = max(now - start, 1e-9)
+            logs["tokens_per_s"] = round(self._tokens_since_log / elapsed, 1)
+            logs["trained_tokens_per_s"] = round(self._trained_since_log / elapsed, 1)
+            self._tokens_since_log = self._trained_since_log = 0
+            self._last_log_time = now
+        super().log(logs, *args, **kwargs)
+
+    def train(self, *args: Any, **kwargs: Any) -> Any:
+        self._honer_train_start = time.perf_counter()
+        return super().train(*args, **kwargs)
+
+    # --- checkpoints ------------------------------------------------------------------------
+
+    def _get_output_dir(self, trial: Any) -> str:
+        if self._staging is not None:
+            return self._staging
+        return super()._get_output_dir(trial)
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        """Write `checkpoint-N` into a staging folder, then publish it with one rename."""
+        run_dir = Path(self._get_output_dir(trial))
+        step = self.state.global_step
+        staging = ckpt.staging_dir(run_dir, step)
+        if self.args.should_save and staging.exists():
+            shutil.rmtree(staging)
+        self.accelerator.wait_for_everyone()
+        self._staging = str(staging)
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._staging = None
+        self.accelerator.wait_for_everyone()
+        if self.args.should_save:
+            name = f"checkpoint-{step}"
+            ckpt.publish(staging / name, run_dir / name)
+            staging.rmdir()
+            ckpt.rotate(run_dir, self.args.save_total_limit)
+        self.accelerator.wait_for_everyone()
+
+
+@dataclass
+class TrainResult:
+    """What a finished run reports."""
+
+    output_dir: Path
+    global_step: int
+    final_loss: float | None
+    train_loss: float
+    plan: StepPlan
+    resumed_from: Path | None
+    saved: list[str] = field(default_factory=list)
+
+
+def _count_trained_tokens(dataset: Dataset) -> int:
+    """Tokens with a label, as the causal loss sees them (the first position predicts nothing)."""
+    total = 0
+    for batch in dataset.select_columns(["labels"]).iter(batch_size=1024):
+        for labels in batch["labels"]:
+            total += sum(1 for x in labels[1:] if x != IGNORE_INDEX)
+    return total
+
+
+def _check_dataset(dataset: Dataset | None, name: str) -> None:
+    if dataset is None or len(dataset) == 0:
+        raise DataError(
+            f"the {name} set is empty: check `datasets` (paths, `type`) and the filters that drop "
+            "samples (`sequence_len`, `excess_length_strategy`); `honer preprocess --debug` shows them."
+        )
+    missing = {"input_ids", "labels"} - set(dataset.column_names)
+    if missing:
+        raise DataError(
+            f"the {name} set lacks the column(s) {sorted(missing)}; it needs input_ids and labels."
+        )
+
+
+def resolved_config_yaml(cfg: Config) -> str:
+    """The config as it ran: every key with its value, learning rate and trackers resolved.
+
+    Secrets never live in the config (W&B and hub credentials come from the environment), so the
+    dump holds none. LoRA keys are left out of full fine-tuning runs: they did not apply, and the
+    loader rejects them without an adapter.
+    """
+    from honer.config.checks import LORA_KEYS
+
+    data = cfg.model_dump(mode="json", exclude_none=True)
+    data["learning_rate"] = cfg.resolved_learning_rate
+    if cfg.resolved_report_to:
+        data["report_to"] = cfg.resolved_report_to
+    data.pop("resume_from_checkpoint", None)
+    if cfg.adapter is None:
+        for key in LORA_KEYS:
+            data.pop(key, None)
+    header = "# The resolved config of this run (written by honer train).\n"
+    return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def _summary(plan: StepPlan, trained_tokens: int, cfg: Config) -> str:
+    eff = cfg.effective_batch_size * plan.world_size
+    return (
+        f"examples {plan.examples:,} | trained tokens {trained_tokens:,} | steps per epoch "
+        f"{plan.steps_per_epoch:,} | total steps {plan.total_steps:,} ({plan.epochs:.2f} epochs) | "
+        f"effective batch size {eff} ({cfg.micro_batch_size} × {cfg.gradient_accumulation_steps}"
+        f"{f' × {plan.world_size} processes' if plan.world_size > 1 else ''}) | warm-up "
+        f"{plan.warmup_steps} steps"
+    )
+
+
+def save_final(trainer: Trainer, cfg: Config) -> list[str]:
+    """Write model/adapter + tokenizer + config.yml into output_dir, each file atomically."""
+    out = Path(cfg.output_dir)
+    if not trainer.args.should_save:
+        trainer.save_model(str(out))  # other ranks take part in gathers, write nothing
+        return []
+    out.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(prefix=ckpt.STAGING_PREFIX + "final-", dir=out))
+    try:
+        trainer.save_model(str(staged))
+        (staged / "training_args.bin").unlink(missing_ok=True)  # pickled args: not a result
+        names = ckpt.publish_files(staged, out)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    ckpt.atomic_write_text(out / CONFIG_FILE, resolved_config_yaml(cfg))
+    return [*names, CONFIG_FILE]
+
+
+def build_trainer(
+    cfg: Config,
+    model: Any,
+    tokenizer: PreTrainedTokenizerBase,
+    train_dataset: Dataset,
+    eval_dataset: Dataset | None = None,
+    console: Console | None = None,
+    callbacks: list[Any] | None = None,
+) -> tuple[HonerTrainer, StepPlan]:
+    """The configured trainer and its step plan, without training (tests inspect these)."""
+    check_supported(cfg)
+    _check_dataset(train_dataset, "training")
+    has_eval = eval_dataset is not None and len(eval_dataset) > 0
+    if eval_dataset is not None and has_eval:
+        _check_dataset(eval_dataset, "validation")
+    plan = plan_steps(cfg, len(train_dataset), has_eval)
+    args = training_arguments(cfg, plan, has_eval)
+    if tokenizer.pad_token_id is None:
+        raise DataError("the tokenizer has no pad token; set `special_tokens: {pad_token: ...}`.")
+    collator = PaddingCollator(
+        pad_token_id=tokenizer.pad_token_id,
+        pad_to_length=cfg.sequence_len if cfg.pad_to_sequence_len else None,
+    )
+    trainer = HonerTrainer(
+        model=model,
+        args=args,
+        data_collator=collator,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset if has_eval else None,
+        processing_class=tokenizer,
+        callbacks=[MetricsJsonlCallback(cfg.output_dir)],
+    )
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(ConsoleCallback(console or Console(highlight=False, soft_wrap=True)))
+    for callback in callbacks or []:
+        trainer.add_callback(callback)
+    return trainer, plan
+
+
+def train(
+    cfg: Config,
+    model: Any,
+    tokenizer: PreTrainedTokenizerBase,
+    train_dataset: Dataset,
+    eval_dataset: Dataset | None = None,
+    resume: bool = False,
+    console: Console | None = None,
+    callbacks: list[Any] | None = None,
+) -> TrainResult:
+    """Train `model` on the prepared datasets as `cfg` says, and save the result in output_dir.
+
+    `resume` (the CLI's --resume) continues from the latest checkpoint in output_dir, as does
+    `resume_from_checkpoint: true`; a path in `resume_from_checkpoint` names the checkpoint.
+    Model/adapter weights, optimizer, schedule, RNG state and the position in the data are all
+    restored, so the resumed run continues exactly as the interrupted one would have.
+    """
+    console = console or Console(highlight=False, soft_wrap=True)
+    trainer, plan = build_trainer(
+        cfg, model, tokenizer, train_dataset, eval_dataset, console, callbacks
+    )
+    resume_from = ckpt.resolve_resume(cfg, resume)
+    out = Path(cfg.output_dir)
+    if trainer.args.should_save:
+        ckpt.clean_staging(out)
+        if resume_from is not None:
+            ckpt.truncate_metrics(out / METRICS_FILE, ckpt.read_step(resume_from))
+        else:
+            (out / METRICS_FILE).unlink(missing_ok=True)
+    trained_tokens = _count_trained_tokens(train_dataset)
+    if trained_tokens == 0:
+        raise DataError(
+            "the training set has no trained tokens (every label is -100): check the format's "
+            "masking (`train_on_inputs`, `roles_to_train`) with `honer preprocess --debug`."
+        )
+    if trainer.args.should_save:
+        console.print(_summary(plan, trained_tokens, cfg), markup=False)
+        if resume_from is not None:
+            console.print(f"resuming from {resume_from}", markup=False)
+    try:
+        output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    except Exception as err:
+        if is_out_of_memory(err):
+            raise out_of_memory_error(
+                f"training (micro_batch_size {cfg.micro_batch_size})"
+            ) from None
+        raise
+    saved = save_final(trainer, cfg)
+    train_logs = [h for h in trainer.state.log_history if "loss" in h]
+    final_loss = train_logs[-1]["loss"] if train_logs else None
+    if trainer.args.should_save:
+        console.print(f"saved to {out}: {', '.join(saved)}", markup=False)
+    sys.stdout.flush()
+    return TrainResult(
+        output_dir=out,
+        global_step=output.global_step,
+        final_loss=final_loss,
+        train_loss=output.training_loss,
+        plan=plan,
+        resumed_from=resume_from,
+        saved=saved,
+    )
