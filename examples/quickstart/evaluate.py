@@ -46,7 +46,9 @@ def main() -> None:
     correct = sum(g == a for g, a in zip(got, answers, strict=True))
     for row, g, a in list(zip(rows, got, answers, strict=True))[: args.show]:
         print(f"  {row['instruction']!r}\n    expected {a!r}\n    got      {g!r}")
-    print(json.dumps({"model": str(args.model_dir), "accuracy": correct / len(rows), "n": len(rows)}))
+    print(
+        json.dumps({"model": str(args.model_dir), "accuracy": correct / len(rows), "n": len(rows)})
+    )
 
 
 if __name__ == "__main__":

@@ -298,7 +298,9 @@ class Config(_Section):
 
     # --- precision & memory -------------------------------------------------------------------
     bf16: bool | Literal["auto"] = Field(
-        False, description="Train in bfloat16 (`auto`: when the hardware supports it)."
+        False,
+        description="Train in bfloat16 (`true` needs a GPU with bf16; `auto`: bf16 on such a GPU, "
+        "float32 elsewhere).",
     )
     fp16: bool = Field(False, description="Train in float16 mixed precision.")
     tf32: bool = Field(False, description="Allow TF32 matmuls on Ampere+ GPUs.")
@@ -325,7 +327,11 @@ class Config(_Section):
     saves_per_epoch: PositiveInt | None = Field(None, description="Checkpoints per epoch.")
     save_steps: PositiveInt | None = Field(None, description="Checkpoint every N steps.")
     save_total_limit: PositiveInt | None = Field(None, description="Keep at most N checkpoints.")
-    save_safetensors: bool = Field(True, description="Save weights as safetensors.")
+    save_safetensors: bool = Field(
+        True,
+        description="Save weights as safetensors (transformers 5 writes nothing else: `false` is "
+        "refused).",
+    )
     logging_steps: PositiveInt = Field(1, description="Log every N optimizer steps.")
     loss_watchdog_threshold: float | None = Field(
         None, gt=0, description="Stop when the training loss stays above this value."
