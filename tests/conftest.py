@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# `honer train` records every run in the LR policy database: keep test runs out of the user's.
+os.environ["HONER_LR_DB"] = str(Path(tempfile.mkdtemp(prefix="honer-test-db-")) / "runs.sqlite")
 # One intra-op thread: the tiny model's matrices are far too small to gain from two, and on a
 # 2-core machine shared with other work, OpenMP threads spinning against each other made a
 # 24-step run take 25 s instead of 0.6 s. Child processes (resume test, CLI runs) inherit it.

@@ -489,3 +489,57 @@ def test_switched_off_keys_are_accepted(model, tokenizer, tiny_model_dir, tmp_pa
         eval_sample_packing=False,
         eval_table_size=0,
     )
+
+
+# --- honer's own policies (honer.lr.policies) through the trainer --------------------------------
+
+
+def test_step_policy_with_warmup(model, tokenizer, tiny_model_dir, tmp_path):
+    trainer, plan = _trainer(
+        model,
+        tokenizer,
+        tiny_model_dir,
+        tmp_path,
+        lr_scheduler="step",
+        lr_scheduler_kwargs={"step_size": 3, "gamma": 0.5},
+        warmup_steps=2,
+        max_steps=12,
+        learning_rate=1e-3,
+    )
+    # warm-up 0 → 1e-3 over 2 steps, then halve every 3 steps
+    assert _lrs(trainer, plan, [0, 1, 2, 4, 5, 8, 11]) == pytest.approx(
+        [0.0, 5e-4, 1e-3, 1e-3, 5e-4, 2.5e-4, 1.25e-4]
+    )
+
+
+def test_composite_policy(model, tokenizer, tiny_model_dir, tmp_path):
+    trainer, plan = _trainer(
+        model,
+        tokenizer,
+        tiny_model_dir,
+        tmp_path,
+        lr_scheduler="composite",
+        lr_phases=[
+            {"policy": "constant", "steps": 4},
+            {"policy": "linear", "steps": 6},
+        ],
+        max_steps=10,
+        learning_rate=1e-3,
+    )
+    assert _lrs(trainer, plan, [0, 3, 4, 7, 10]) == pytest.approx([1e-3, 1e-3, 1e-3, 5e-4, 0.0])
+
+
+def test_policy_parameters_are_checked(tiny_model_dir, tmp_path):
+    from honer.errors import ConfigError
+    from honer.train.optim import schedule
+
+    cfg = config(
+        tiny_model_dir,
+        tmp_path,
+        lr_scheduler="cyclic",
+        lr_scheduler_kwargs={"mode": "sawtooth"},
+    )
+    with pytest.raises(ConfigError) as info:
+        schedule(cfg)
+    assert info.value.problems[0][0] == "lr_scheduler_kwargs"
+    assert "cyclic mode must be" in info.value.problems[0][1]

@@ -9,7 +9,9 @@ short message.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -47,9 +49,51 @@ def train(
     plan_steps(cfg, len(data.train), has_eval)  # e.g. evals_per_epoch without a validation set
     model = load_model(cfg, tokenizer)
     model = build_adapter(cfg, model)
+    started = time.perf_counter()
     result = run_training(
         cfg, model, tokenizer, data.train, data.eval, resume=resume, console=console
     )
     console.print(
         f"finished at step {result.global_step}; final loss {result.final_loss}", markup=False
     )
+    record_run(cfg, result, data.path.name, time.perf_counter() - started)
+
+
+def record_run(cfg: Any, result: Any, dataset_fingerprint: str, wall_time_s: float) -> None:
+    """Add the finished run to the LR policy database; a database problem is only a warning."""
+    import json
+
+    from rich.text import Text
+
+    from honer.cli.console import err_console
+    from honer.lr.db import PolicyDatabase, PolicyDatabaseError, RunRecord
+    from honer.train.callbacks import METRICS_FILE
+
+    evals = [
+        json.loads(line)
+        for line in (result.output_dir / METRICS_FILE).read_text().splitlines()
+        if '"eval_loss"' in line
+    ]
+    params: dict[str, Any] = {"warmup_steps": result.plan.warmup_steps}
+    if cfg.lr_scheduler_kwargs:
+        params["lr_scheduler_kwargs"] = cfg.lr_scheduler_kwargs
+    if cfg.lr_phases:
+        params["lr_phases"] = [p.model_dump(exclude_none=True) for p in cfg.lr_phases]
+    record = RunRecord(
+        model=cfg.base_model,
+        dataset_fingerprint=dataset_fingerprint,
+        adapter=cfg.adapter or "full",
+        batch_size=cfg.effective_batch_size * result.plan.world_size,
+        learning_rate=cfg.resolved_learning_rate,
+        policy=cfg.lr_scheduler,
+        steps=result.global_step,
+        final_train_loss=result.final_loss,
+        final_eval_loss=evals[-1]["eval_loss"] if evals else None,
+        wall_time_s=round(wall_time_s, 2),
+        output_dir=str(result.output_dir),
+        policy_params=params,
+    )
+    try:
+        PolicyDatabase().record(record)
+    except PolicyDatabaseError as err:
+        err_console.print(Text("warning: run not recorded: ", style="yellow") + Text(str(err)))

@@ -117,6 +117,18 @@ def _data(cfg: Config) -> Iterator[Problem]:
                 yield f"{where}.chat_template", "`jinja` needs top-level `chat_template_jinja`."
 
 
+def _schedule(cfg: Config) -> Iterator[Problem]:
+    if cfg.lr_scheduler == "composite" and not cfg.lr_phases:
+        yield "lr_phases", "`lr_scheduler: composite` needs `lr_phases: [{policy, steps}, …]`."
+    if cfg.lr_phases and cfg.lr_scheduler != "composite":
+        yield "lr_phases", "only applies to `lr_scheduler: composite`."
+    if cfg.lr_scheduler == "composite" and cfg.lr_scheduler_kwargs:
+        yield (
+            "lr_scheduler_kwargs",
+            "composite takes its parameters per phase (`lr_phases[].kwargs`).",
+        )
+
+
 def _tracking(cfg: Config) -> Iterator[Problem]:
     wandb_keys = ("wandb_entity", "wandb_name", "wandb_run_id", "wandb_watch", "wandb_log_model")
     for key in wandb_keys:
@@ -134,6 +146,7 @@ CHECKS: list[Callable[[Config], Iterator[Problem]]] = [
     _adapter_keys,
     _either_or,
     _data,
+    _schedule,
     _tracking,
 ]
 

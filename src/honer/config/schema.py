@@ -20,6 +20,7 @@ ChatTemplateName = Literal[
     "tokenizer_default", "chatml", "llama3", "mistral", "alpaca", "vicuna", "jinja"
 ]
 TrainOnEos = Literal["turn", "last", "all", "none"]
+# The first six are transformers' schedules; the rest are honer's (`honer.lr.policies`).
 LrScheduler = Literal[
     "linear",
     "cosine",
@@ -27,6 +28,28 @@ LrScheduler = Literal[
     "constant_with_warmup",
     "cosine_with_min_lr",
     "polynomial",
+    "step",
+    "multistep",
+    "exponential",
+    "cyclic",
+    "one_cycle",
+    "warmup_stable_decay",
+    "cosine_with_restarts",
+    "composite",
+]
+PhasePolicy = Literal[
+    "linear",
+    "cosine",
+    "cosine_with_min_lr",
+    "constant",
+    "polynomial",
+    "step",
+    "multistep",
+    "exponential",
+    "cyclic",
+    "one_cycle",
+    "warmup_stable_decay",
+    "cosine_with_restarts",
 ]
 Optimizer = Literal[
     "adamw_torch",
@@ -141,6 +164,14 @@ class DatasetConfig(_Section):
         None, description="Per-dataset override of the top-level `chat_template`."
     )
     drop_system_message: bool = Field(False, description="Remove system messages before rendering.")
+
+
+class LrPhase(_Section):
+    """One phase of `lr_scheduler: composite`: a policy run over its own number of steps."""
+
+    policy: PhasePolicy = Field(description="Policy of this phase (see `honer.lr.policies`).")
+    steps: PositiveInt = Field(description="Optimizer steps the phase lasts.")
+    kwargs: dict[str, Any] | None = Field(None, description="The policy's parameters.")
 
 
 class BnbConfig(_Section):
@@ -280,7 +311,13 @@ class Config(_Section):
     )
     lr_scheduler: LrScheduler = Field("cosine", description="Learning-rate schedule.")
     lr_scheduler_kwargs: dict[str, Any] | None = Field(
-        None, description="Extra arguments of the schedule (e.g. `power` for polynomial)."
+        None,
+        description="Arguments of the schedule (e.g. `power` for polynomial, `mode` and "
+        "`half_cycle` for cyclic).",
+    )
+    lr_phases: list[LrPhase] | None = Field(
+        None,
+        description="`lr_scheduler: composite`: the phases, run in order after the warm-up.",
     )
     cosine_min_lr_ratio: float | None = Field(
         None, ge=0, le=1, description="cosine_with_min_lr: final LR as a fraction of the peak."

@@ -24,9 +24,21 @@ from typing import Any
 
 from honer.config.schema import Config
 from honer.errors import ConfigError
+from honer.lr.policies import Policy
 
 # Our optimizer names are transformers' `OptimizerNames` values; these need bitsandbytes.
 BNB_OPTIMIZERS = ("adamw_bnb_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "lion_8bit")
+
+# transformers builds these schedules itself; every other `lr_scheduler` is one of honer's
+# policies (`honer.lr.policies`), run through a LambdaLR by `HonerTrainer.create_scheduler`.
+HF_SCHEDULES = (
+    "linear",
+    "cosine",
+    "constant",
+    "constant_with_warmup",
+    "cosine_with_min_lr",
+    "polynomial",
+)
 
 # Arguments every schedule function receives from the Trainer itself.
 _SCHEDULE_FIXED_ARGS = {"optimizer", "num_warmup_steps", "num_training_steps", "last_epoch"}
@@ -63,9 +75,41 @@ def _schedule_function(name: str) -> Any:
     return TYPE_TO_SCHEDULER_FUNCTION[SchedulerType(name)]
 
 
+def lr_policy(cfg: Config) -> Policy | None:
+    """honer's own schedule as a pure function of the step (warm-up not included), or None
+    when transformers builds the schedule. Bad parameters are a `ConfigError` naming the key."""
+    from honer.lr.policies import composite, make_policy
+
+    if cfg.lr_scheduler in HF_SCHEDULES:
+        return None
+    try:
+        if cfg.lr_scheduler == "composite":
+            policy = composite(
+                [(make_policy(p.policy, p.kwargs), p.steps) for p in cfg.lr_phases or []]
+            )
+        else:
+            policy = make_policy(cfg.lr_scheduler, cfg.lr_scheduler_kwargs)
+        policy(0, 10)  # modes and shapes are checked when the policy first runs
+    except (ValueError, TypeError) as err:
+        key = "lr_phases" if cfg.lr_scheduler == "composite" else "lr_scheduler_kwargs"
+        raise ConfigError([(key, str(err))]) from None
+    return policy
+
+
 def schedule(cfg: Config) -> tuple[str, dict[str, Any]]:
-    """(transformers `lr_scheduler_type`, `lr_scheduler_kwargs`) for the config, checked."""
+    """(transformers `lr_scheduler_type`, `lr_scheduler_kwargs`) for the config, checked.
+
+    For honer's own policies the transformers schedule is a placeholder (`constant`): the
+    trainer replaces it with `lr_policy(cfg)`.
+    """
     name = cfg.lr_scheduler
+    if name not in HF_SCHEDULES:
+        lr_policy(cfg)
+        if cfg.cosine_min_lr_ratio is not None:
+            raise ConfigError(
+                [("cosine_min_lr_ratio", f"only applies to cosine schedules, not `{name}`.")]
+            )
+        return "constant", {}
     kwargs = dict(cfg.lr_scheduler_kwargs or {})
     warm = (cfg.warmup_steps or 0) > 0 or (cfg.warmup_ratio or 0) > 0
     if name == "constant" and warm:
@@ -141,3 +185,49 @@ def schedule(cfg: Config) -> tuple[str, dict[str, Any]]:
             ]
         )
     return name, kwargs
+
+
+def build_scheduler(
+    name: str,
+    kwargs: dict[str, Any] | None,
+    policy: Policy | None,
+    optimizer: Any,
+    total_steps: int,
+    warmup: int,
+) -> Any:
+    """The LR scheduler the trainer runs: transformers' `name`, or honer's `policy` after a
+    linear warm-up. One function for training and for `honer lr plot`, so the plot is exact."""
+    if policy is None:
+        from transformers import get_scheduler
+
+        return get_scheduler(
+            name,
+            optimizer=optimizer,
+            num_warmup_steps=warmup,
+            num_training_steps=total_steps,
+            scheduler_specific_kwargs=kwargs or {},
+        )
+    from torch.optim.lr_scheduler import LambdaLR
+
+    from honer.lr.policies import with_warmup
+
+    warmed = with_warmup(policy, warmup)
+    return LambdaLR(optimizer, lambda step: warmed(step, total_steps))
+
+
+def lr_curve(cfg: Config, total_steps: int) -> list[float]:
+    """The learning rate at every optimizer step 0..total_steps, as training would set it."""
+    import torch
+
+    name, kwargs = schedule(cfg)
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=cfg.resolved_learning_rate)
+    scheduler = build_scheduler(
+        name, kwargs, lr_policy(cfg), optimizer, total_steps, warmup_steps(cfg, total_steps)
+    )
+    lrs = []
+    for _ in range(total_steps + 1):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return lrs

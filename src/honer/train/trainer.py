@@ -37,6 +37,7 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from honer.config.schema import Config
 from honer.errors import DataError
 from honer.train import checkpoint as ckpt
+from honer.train import optim
 from honer.train.args import StepPlan, check_supported, plan_steps, training_arguments
 from honer.train.callbacks import METRICS_FILE, ConsoleCallback, MetricsJsonlCallback
 from honer.train.collate import IGNORE_INDEX, PaddingCollator
@@ -84,6 +85,8 @@ class HonerTrainer(Trainer):
 
     # While a checkpoint is written, the folder the Trainer's own save code writes into.
     _staging: str | None = None
+    # honer's own LR policy (`lr_scheduler` beyond transformers' six), warm-up not included.
+    lr_policy: Any = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("compute_loss_func", token_sum_loss)
@@ -131,6 +134,23 @@ class HonerTrainer(Trainer):
         return super().compute_loss(
             model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
         )
+
+    # --- schedule ---------------------------------------------------------------------------
+
+    def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
+        """transformers' schedule or honer's policy (`optim.build_scheduler`); a LambdaLR's state
+        is its step count, so checkpoints save and restore either kind."""
+        if self.lr_scheduler is None:
+            self.lr_scheduler = optim.build_scheduler(
+                self.args.lr_scheduler_type,
+                self.args.lr_scheduler_kwargs,
+                self.lr_policy,
+                optimizer or self.optimizer,
+                num_training_steps,
+                self.args.get_warmup_steps(num_training_steps),
+            )
+            self._created_lr_scheduler = True
+        return self.lr_scheduler
 
     # --- logging ----------------------------------------------------------------------------
 
@@ -295,6 +315,7 @@ def build_trainer(
         processing_class=tokenizer,
         callbacks=[MetricsJsonlCallback(cfg.output_dir)],
     )
+    trainer.lr_policy = optim.lr_policy(cfg)
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(ConsoleCallback(console or Console(highlight=False, soft_wrap=True)))

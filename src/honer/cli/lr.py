@@ -1,0 +1,198 @@
+"""`honer lr suggest|plot|find|tune|history|best`: the learning-rate toolkit.
+
+Heavy libraries are imported inside each command; the database commands need none of them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from honer.cli.console import console
+from honer.errors import HonerError
+
+lr_app = typer.Typer(
+    help="Learning-rate toolkit: the supervised-token rule, range test, schedule plots, "
+    "policy search and the database of past runs.",
+    no_args_is_help=True,
+)
+
+DB_OPTION = typer.Option(None, "--db", help="Policy database file (default: HONER_LR_DB or cache).")
+
+
+def _prepared(cfg: Any) -> tuple[Any, Any, Any]:
+    """Tokenizer, prepared data and step plan of a config, as `honer train` computes them."""
+    from honer.data.prepare import load_or_prepare
+    from honer.model.load import load_tokenizer
+    from honer.train.args import plan_steps
+
+    tokenizer = load_tokenizer(cfg)
+    data = load_or_prepare(cfg, tokenizer)
+    has_eval = data.eval is not None and len(data.eval) > 0
+    return tokenizer, data, plan_steps(cfg, len(data.train), has_eval)
+
+
+def _model_type(base_model: str) -> str | None:
+    """`model_type` of a model's config.json (local folder read directly; hub via transformers)."""
+    local = Path(base_model) / "config.json"
+    if local.is_file():
+        return json.loads(local.read_text()).get("model_type")
+    try:
+        from transformers import AutoConfig
+
+        return AutoConfig.from_pretrained(base_model).model_type
+    except (OSError, ValueError):
+        return None
+
+
+@lr_app.command()
+def suggest(
+    config: Path | None = typer.Argument(None, help="YAML config (figures read from its data)."),
+    supervised_tokens: int | None = typer.Option(None, "--supervised-tokens", min=1),
+    steps: int | None = typer.Option(None, "--steps", min=1, help="Optimizer steps of the run."),
+    epochs: float | None = typer.Option(None, "--epochs", min=0.0001),
+    base_lr: float | None = typer.Option(None, "--base-lr", help="Pre-training peak LR."),
+    pretrained_batch_tokens: int | None = typer.Option(
+        None, "--pretrained-batch-tokens", min=1, help="Pre-training batch size in tokens."
+    ),
+) -> None:
+    """LR from the supervised-token rule: base_lr * sqrt(tokens per step / pretrained batch)."""
+    from honer.lr.suggest import FAMILIES
+    from honer.lr.suggest import suggest as apply_rule
+
+    family_note = ""
+    if config is not None:
+        from honer.config import load_config
+
+        cfg = load_config(config)
+        if supervised_tokens is None or steps is None or epochs is None:
+            _, data, plan = _prepared(cfg)
+            supervised_tokens = supervised_tokens or data.stats["train"]["trained_tokens"]
+            steps = steps or plan.total_steps
+            epochs = epochs or plan.epochs
+        if base_lr is None or pretrained_batch_tokens is None:
+            model_type = _model_type(cfg.base_model)
+            family = FAMILIES.get(model_type or "")
+            if family is None:
+                raise HonerError(
+                    f"no pre-training figures for model type `{model_type}` (known: "
+                    f"{', '.join(FAMILIES)}); pass --base-lr and --pretrained-batch-tokens."
+                )
+            base_lr = base_lr or family.base_lr
+            pretrained_batch_tokens = pretrained_batch_tokens or family.pretrained_batch_tokens
+            family_note = f"pre-training figures for `{model_type}`: {family.source}"
+    missing = [
+        flag
+        for flag, value in (
+            ("--supervised-tokens", supervised_tokens),
+            ("--steps", steps),
+            ("--epochs", epochs),
+            ("--base-lr", base_lr),
+            ("--pretrained-batch-tokens", pretrained_batch_tokens),
+        )
+        if value is None
+    ]
+    if missing:
+        raise HonerError(f"give a CONFIG, or every figure: missing {', '.join(missing)}.")
+    try:
+        result = apply_rule(supervised_tokens, steps, epochs, base_lr, pretrained_batch_tokens)  # type: ignore[arg-type]
+    except ValueError as err:
+        raise HonerError(str(err)) from None
+    if family_note:
+        console.print(family_note, markup=False)
+    for line in result.lines():
+        console.print(line, markup=False)
+    console.print(f"suggested learning_rate: {result.learning_rate:.3g}", markup=False)
+
+
+@lr_app.command()
+def plot(
+    config: Path = typer.Argument(..., help="YAML config."),
+    out: Path = typer.Option(Path("lr_schedule.png"), "--out", help="PNG to write."),
+    steps: int | None = typer.Option(
+        None, "--steps", min=1, help="Total steps (default: max_steps, or computed from the data)."
+    ),
+) -> None:
+    """Plot the learning rate at every step exactly as `honer train` would set it."""
+    from honer.config import load_config
+    from honer.lr.plot import plot_schedule
+    from honer.train.optim import lr_curve
+
+    cfg = load_config(config)
+    total = steps or cfg.max_steps or _prepared(cfg)[2].total_steps
+    lrs = lr_curve(cfg, total)
+    plot_schedule(lrs, cfg.lr_scheduler, out)
+    console.print(
+        f"wrote {out}: {cfg.lr_scheduler}, {total} steps, peak {max(lrs):.3g}, final {lrs[-1]:.3g}",
+        markup=False,
+    )
+
+
+def _runs_table(runs: list[Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title_justify="left")
+    for col in ("when", "model", "adapter", "batch", "lr", "policy", "steps", "train", "eval"):
+        table.add_column(col)
+    import datetime as dt
+
+    def fmt(x: float | None) -> str:
+        return "" if x is None else f"{x:.4g}"
+
+    for r in runs:
+        table.add_row(
+            dt.datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M"),
+            r.model,
+            r.adapter,
+            str(r.batch_size),
+            f"{r.learning_rate:.3g}",
+            r.policy,
+            str(r.steps),
+            fmt(r.final_train_loss),
+            fmt(r.final_eval_loss),
+        )
+    console.print(table)
+
+
+@lr_app.command()
+def history(
+    model: str | None = typer.Option(None, "--model", help="Only runs whose model contains this."),
+    db: Path | None = DB_OPTION,
+    limit: int = typer.Option(20, "--limit", min=1),
+) -> None:
+    """Past runs recorded by `honer train`, newest first."""
+    from honer.lr.db import PolicyDatabase
+
+    database = PolicyDatabase(db)
+    runs = database.runs(model)[:limit]
+    if not runs:
+        console.print(f"no recorded runs in {database.path}", markup=False)
+        return
+    _runs_table(runs)
+
+
+@lr_app.command()
+def best(
+    model: str | None = typer.Option(None, "--model", help="Only runs whose model contains this."),
+    adapter: str | None = typer.Option(None, "--adapter", help="lora, qlora or full."),
+    db: Path | None = DB_OPTION,
+) -> None:
+    """The policy and LR of the comparable run with the lowest final eval (else train) loss."""
+    from honer.lr.db import PolicyDatabase
+
+    database = PolicyDatabase(db)
+    run = database.best(model, adapter)
+    if run is None:
+        raise HonerError(
+            f"no comparable runs in {database.path} (model {model!r}, adapter {adapter!r})."
+        )
+    _runs_table([run])
+    params = json.dumps(run.policy_params) if run.policy_params else "{}"
+    console.print(
+        f"recommended: lr_scheduler: {run.policy}, learning_rate: {run.learning_rate:.3g} "
+        f"(parameters {params})",
+        markup=False,
+    )

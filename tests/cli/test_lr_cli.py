@@ -1,0 +1,123 @@
+"""`honer lr …` end to end on the tiny model: the rule from real data, plots, the database."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from honer.cli.main import app
+from honer.config import load_config
+from honer.lr.db import PolicyDatabase
+
+runner = CliRunner()
+
+
+def invoke(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result.output
+
+
+@pytest.fixture
+def cfg_path(tmp_path: Path, tiny_model_dir: Path) -> Path:
+    data = tmp_path / "d.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps({"instruction": f"Add {i} and 1", "output": str(i + 1)}) + "\n"
+            for i in range(40)
+        )
+    )
+    path = tmp_path / "c.yml"
+    path.write_text(
+        f"base_model: {tiny_model_dir}\n"
+        f"datasets:\n  - path: {data}\n    type: alpaca\n"
+        f"dataset_prepared_path: {tmp_path / 'prepared'}\n"
+        f"output_dir: {tmp_path / 'out'}\n"
+        "adapter: lora\nmicro_batch_size: 4\nnum_epochs: 2\nlearning_rate: 0.001\n"
+        "lr_scheduler: warmup_stable_decay\nlr_scheduler_kwargs: {decay_ratio: 0.5}\n"
+        "logging_steps: 1\n"
+    )
+    return path
+
+
+def test_suggest_from_figures() -> None:
+    out = invoke(
+        "lr",
+        "suggest",
+        "--supervised-tokens",
+        "2000000",
+        "--steps",
+        "350",
+        "--epochs",
+        "1",
+        "--base-lr",
+        "5e-5",
+        "--pretrained-batch-tokens",
+        "4000000",
+    )
+    assert "lr = 5e-05 * sqrt(0.00142857) = 1.89e-06" in out
+    assert out.strip().endswith("suggested learning_rate: 1.89e-06")
+
+
+def test_suggest_reads_a_real_prepared_dataset(cfg_path: Path) -> None:
+    from honer.data.prepare import load_or_prepare
+    from honer.model.load import load_tokenizer
+
+    out = invoke("lr", "suggest", str(cfg_path))
+    cfg = load_config(cfg_path)
+    trained = load_or_prepare(cfg, load_tokenizer(cfg)).stats["train"]["trained_tokens"]
+    assert f"total supervised tokens        {trained:,}" in out
+    assert "steps / epochs                 20 / 2 = 10 steps per epoch" in out  # 40 rows / 4
+    assert "pre-training figures for `llama`: Llama 2 paper" in out
+    expected = 3e-4 * (trained / 10 / 4_000_000) ** 0.5
+    assert f"suggested learning_rate: {expected:.3g}" in out
+
+
+def test_suggest_without_enough_figures_says_which(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["lr", "suggest", "--steps", "10"])
+    assert result.exit_code != 0
+    assert "missing --supervised-tokens, --epochs, --base-lr, --pretrained-batch-tokens" in str(
+        result.exception
+    )
+
+
+def test_plot_writes_the_schedule_training_uses(cfg_path: Path, tmp_path: Path) -> None:
+    from honer.train.optim import lr_curve
+
+    out = invoke("lr", "plot", str(cfg_path), "--out", str(tmp_path / "s.png"))
+    assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+    assert "warmup_stable_decay, 20 steps, peak 0.001, final 0" in out
+    lrs = lr_curve(load_config(cfg_path), 20)
+    assert lrs[:10] == [0.001] * 10 and lrs[15] == pytest.approx(0.0005) and lrs[20] == 0.0
+
+
+def test_train_records_the_run_and_history_lists_it(cfg_path: Path, tmp_path: Path) -> None:
+    db = tmp_path / "runs.sqlite"
+    import os
+
+    os.environ["HONER_LR_DB"] = str(db)
+    try:
+        invoke("train", str(cfg_path))
+    finally:
+        os.environ.pop("HONER_LR_DB")
+    [run] = PolicyDatabase(db).runs()
+    assert (run.adapter, run.batch_size, run.steps, run.policy) == (
+        "lora",
+        4,
+        20,
+        "warmup_stable_decay",
+    )
+    assert run.policy_params == {"warmup_steps": 0, "lr_scheduler_kwargs": {"decay_ratio": 0.5}}
+    assert run.final_train_loss is not None
+    out = invoke("lr", "history", "--db", str(db))
+    assert "lora" in out and "0.001" in out and "│ 20 " in out  # one row: adapter, lr, steps
+    best = invoke("lr", "best", "--db", str(db), "--adapter", "lora")
+    assert "recommended: lr_scheduler: warmup_stable_decay, learning_rate: 0.001" in best
+
+
+def test_best_without_runs_is_explained(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["lr", "best", "--db", str(tmp_path / "empty.sqlite")])
+    assert result.exit_code != 0 and "no comparable runs" in str(result.exception)
