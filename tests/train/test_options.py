@@ -459,14 +459,6 @@ def test_output_dir_and_logging_steps(model, tokenizer, tiny_model_dir, tmp_path
             "`eval_sample_packing: true` is not supported by `honer train` yet; remove it or set it to false.",
         ),
         (
-            {"eval_table_size": 5},
-            "`eval_table_size: 5` is not supported by `honer train` yet; remove it.",
-        ),
-        (
-            {"loss_watchdog_threshold": 5.0},
-            "`loss_watchdog_threshold: 5.0` is not supported by `honer train` yet; remove it.",
-        ),
-        (
             {"hub_model_id": "me/model"},
             "`hub_model_id: me/model` is not supported by `honer train` yet; remove it.",
         ),

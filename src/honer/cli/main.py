@@ -44,6 +44,15 @@ def train(
     run_train(Path(config), resume=resume)
 
 
+@app.command()
+def report(output_dir: str = typer.Argument(..., help="A training run's output_dir.")) -> None:
+    """Rebuild report.html and curves.png of a run from the files in its output_dir."""
+    from honer.cli.console import console
+    from honer.evaluate.report import build_report
+
+    console.print(f"wrote {build_report(output_dir)}", markup=False)
+
+
 def run() -> None:
     """Console-script entry point: user errors become one short message and exit code 2."""
     try:

@@ -15,6 +15,8 @@ from typing import Any
 
 import typer
 
+from honer.errors import ConfigError, HonerError
+
 
 def train(
     config: Path = typer.Argument(..., help="YAML config file."),
@@ -49,14 +51,60 @@ def train(
     plan_steps(cfg, len(data.train), has_eval)  # e.g. evals_per_epoch without a validation set
     model = load_model(cfg, tokenizer)
     model = build_adapter(cfg, model)
+    callbacks: list[Any] = []
+    watchdog = None
+    if cfg.loss_watchdog_threshold is not None:
+        from honer.train.watchdog import LossWatchdogCallback
+
+        watchdog = LossWatchdogCallback(cfg.loss_watchdog_threshold, cfg.loss_watchdog_patience)
+        callbacks.append(watchdog)
+    if cfg.eval_table_size:
+        if not has_eval:
+            raise ConfigError(
+                [
+                    (
+                        "eval_table_size",
+                        "needs a validation set: set `val_set_size` or `test_datasets`.",
+                    )
+                ]
+            )
+        from honer.evaluate.table import EvalTableCallback
+
+        callbacks.append(
+            EvalTableCallback(
+                data.eval, tokenizer, cfg.eval_table_size, cfg.eval_max_new_tokens, cfg.output_dir
+            )
+        )
     started = time.perf_counter()
     result = run_training(
-        cfg, model, tokenizer, data.train, data.eval, resume=resume, console=console
+        cfg,
+        model,
+        tokenizer,
+        data.train,
+        data.eval,
+        resume=resume,
+        console=console,
+        callbacks=callbacks,
     )
     console.print(
         f"finished at step {result.global_step}; final loss {result.final_loss}", markup=False
     )
     record_run(cfg, result, data.path.name, time.perf_counter() - started)
+    write_report(result.output_dir, data.stats)
+    if watchdog is not None and watchdog.tripped:
+        raise HonerError(f"{watchdog.tripped} The last checkpoint is in {result.output_dir}.")
+
+
+def write_report(output_dir: Path, stats: dict[str, Any]) -> None:
+    """Data stats beside the run, then report.html and curves.png (rebuild: `honer report`)."""
+    import json
+
+    from honer.cli.console import console
+    from honer.evaluate.report import build_report
+    from honer.train.checkpoint import atomic_write_text
+
+    atomic_write_text(output_dir / "data_stats.json", json.dumps(stats, indent=2))
+    console.print(f"report: {build_report(output_dir)}", markup=False)
 
 
 def record_run(cfg: Any, result: Any, dataset_fingerprint: str, wall_time_s: float) -> None:

@@ -116,9 +116,7 @@ def build_report(output_dir: str | Path) -> Path:
     diagnosis = diagnose(train, evals)
     plot_curves(metrics, diagnosis, out / "curves.png")
     png = base64.b64encode((out / "curves.png").read_bytes()).decode()
-    config_text = (
-        (out / "honer_config.yml").read_text() if (out / "honer_config.yml").is_file() else ""
-    )
+    config_text = (out / "config.yml").read_text() if (out / "config.yml").is_file() else ""
     stats_path = out / "data_stats.json"
     stats = json.loads(stats_path.read_text()) if stats_path.is_file() else {}
     eval_table = _read_jsonl(out / "eval_table.jsonl")[-20:]

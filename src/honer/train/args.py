@@ -39,8 +39,6 @@ from honer.train import optim
 _UNSUPPORTED: tuple[tuple[str, Any], ...] = (
     ("sample_packing", lambda cfg: cfg.sample_packing),
     ("eval_sample_packing", lambda cfg: cfg.eval_sample_packing),
-    ("eval_table_size", lambda cfg: bool(cfg.eval_table_size)),
-    ("loss_watchdog_threshold", lambda cfg: cfg.loss_watchdog_threshold is not None),
     ("hub_model_id", lambda cfg: cfg.hub_model_id is not None),
 )
 
@@ -225,6 +223,9 @@ def training_arguments(cfg: Config, plan: StepPlan, has_eval: bool) -> Any:
         "tf32": True if use_tf32(cfg) else None,
         "logging_strategy": "steps",
         "logging_steps": cfg.logging_steps,
+        # transformers replaces a NaN/inf step loss by the window's mean by default: that hides
+        # exactly what the loss watchdog and the curves must see.
+        "logging_nan_inf_filter": False,
         "save_total_limit": cfg.save_total_limit,
         "seed": cfg.seed,
         "data_seed": cfg.data_seed,

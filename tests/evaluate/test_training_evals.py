@@ -1,0 +1,133 @@
+"""During training: the loss watchdog stops bad runs, eval tables record generations, and the
+run ends with report.html and curves.png."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from typer.testing import CliRunner
+
+from honer.cli.main import app
+from honer.train.watchdog import LossWatchdogCallback
+
+runner = CliRunner()
+
+
+def control() -> SimpleNamespace:
+    return SimpleNamespace(should_training_stop=False, should_save=False)
+
+
+@pytest.mark.parametrize(
+    ("losses", "stops_at"),
+    [
+        ([9.0, 9.0, 9.0], 3),  # above the threshold for `patience` logged steps
+        ([9.0, 1.0, 9.0, 9.0, 9.0], 5),  # a good step resets the count
+        ([1.0, math.nan, math.inf, math.nan], 4),  # NaN/inf count as bad
+        ([1.0, 2.0, 1.5], None),
+    ],
+)
+def test_watchdog_counts_bad_logged_steps(losses: list[float], stops_at: int | None) -> None:
+    dog = LossWatchdogCallback(threshold=5.0, patience=3)
+    stopped = None
+    for step, loss in enumerate(losses, start=1):
+        c = dog.on_log(None, SimpleNamespace(global_step=step), control(), logs={"loss": loss})
+        if c.should_training_stop:
+            assert c.should_save  # a checkpoint is kept
+            stopped = step
+            break
+    assert stopped == stops_at
+    if stops_at:
+        assert f"at step {stops_at}" in dog.tripped and "learning_rate" in dog.tripped
+
+
+def write_run(tmp_path: Path, tiny_model_dir: Path, extra: str) -> Path:
+    data = tmp_path / "d.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps({"instruction": f"Add {i} and 1", "output": str(i + 1)}) + "\n"
+            for i in range(24)
+        )
+    )
+    path = tmp_path / "c.yml"
+    path.write_text(
+        f"base_model: {tiny_model_dir}\n"
+        f"datasets:\n  - path: {data}\n    type: alpaca\n"
+        f"dataset_prepared_path: {tmp_path / 'prepared'}\n"
+        f"output_dir: {tmp_path / 'out'}\n"
+        "adapter: lora\nmicro_batch_size: 4\nlearning_rate: 0.001\nlogging_steps: 1\n"
+        "val_set_size: 4\n" + extra
+    )
+    return path
+
+
+def test_watchdog_stops_a_run_forced_to_nan(tmp_path: Path, tiny_model_dir: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+
+    from honer.model.adapters import build_adapter
+    from honer.train.trainer import train
+    from tests.train.data_util import config, dataset
+
+    class PoisonAtStep3(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kw):
+            if state.global_step == 3:
+                with torch.no_grad():
+                    next(p for p in model.parameters() if p.requires_grad).fill_(float("nan"))
+
+    cfg = config(tiny_model_dir, tmp_path / "out", max_steps=20, logging_steps=1, save_steps=100)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = build_adapter(cfg, AutoModelForCausalLM.from_pretrained(tiny_model_dir), verbose=False)
+    dog = LossWatchdogCallback(threshold=50.0, patience=2)
+    result = train(cfg, model, tokenizer, dataset(64), callbacks=[PoisonAtStep3(), dog])
+    assert result.global_step == 5  # NaN logged at steps 4 and 5: patience 2
+    assert "the loss was nan for 2 logged steps" in dog.tripped
+    assert (tmp_path / "out" / "checkpoint-5").is_dir()  # the stop keeps a checkpoint
+
+
+def test_watchdog_threshold_through_the_cli(tmp_path: Path, tiny_model_dir: Path) -> None:
+    # An absurd learning rate kills the network: the loss sticks far above the threshold.
+    cfg = write_run(
+        tmp_path,
+        tiny_model_dir,
+        "learning_rate: 1.0e+6\nmax_steps: 30\nloss_watchdog_threshold: 5\n"
+        "loss_watchdog_patience: 2\nmax_grad_norm: 0\n",
+    )
+    result = runner.invoke(app, ["train", str(cfg)])
+    assert result.exit_code != 0
+    message = str(result.exception)
+    assert "training stopped by the loss watchdog at step" in message
+    assert "above loss_watchdog_threshold 5" in message
+    lines = (tmp_path / "out/metrics.jsonl").read_text().splitlines()
+    assert max(json.loads(x)["step"] for x in lines) < 30  # stopped early
+    assert list((tmp_path / "out").glob("checkpoint-*"))  # the checkpoint is kept
+
+
+def test_eval_table_and_report(tmp_path: Path, tiny_model_dir: Path) -> None:
+    cfg = write_run(
+        tmp_path,
+        tiny_model_dir,
+        "num_epochs: 2\nevals_per_epoch: 1\neval_table_size: 2\neval_table_max_new_tokens: 4\n",
+    )
+    result = runner.invoke(app, ["train", str(cfg)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    out = tmp_path / "out"
+    lines = [json.loads(x) for x in (out / "eval_table.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [5, 5, 10, 10]  # 2 prompts at each of 2 evaluations
+    assert all(x["prompt"].endswith("### Response:\n") for x in lines)
+    assert lines[0]["expected"].isdigit()
+    page = (out / "report.html").read_text()
+    assert (out / "curves.png").is_file() and "Generations at evaluation" in page
+    assert json.loads((out / "data_stats.json").read_text())["train"]["samples"] == 20
+
+
+def test_eval_table_needs_validation_data(tmp_path: Path, tiny_model_dir: Path) -> None:
+    cfg = write_run(tmp_path, tiny_model_dir, "eval_table_size: 2\n")
+    cfg.write_text(cfg.read_text().replace("val_set_size: 4\n", ""))
+    result = runner.invoke(app, ["train", str(cfg)])
+    assert result.exit_code != 0 and "eval_table_size: needs a validation set" in str(
+        result.exception
+    )
