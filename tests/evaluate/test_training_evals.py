@@ -131,3 +131,54 @@ def test_eval_table_needs_validation_data(tmp_path: Path, tiny_model_dir: Path) 
     assert result.exit_code != 0 and "eval_table_size: needs a validation set" in str(
         result.exception
     )
+
+
+def test_early_stopping_keeps_the_best_checkpoint(tmp_path: Path, tiny_model_dir: Path) -> None:
+    # A huge constant LR makes eval loss worse after the first evaluation: patience 2 stops the
+    # run two evaluations later, and the final model is the best (first) checkpoint.
+    cfg = write_run(
+        tmp_path,
+        tiny_model_dir,
+        "num_epochs: 10\nevals_per_epoch: 1\nsaves_per_epoch: 1\nsave_total_limit: 1\n"
+        "early_stopping_patience: 2\nlr_scheduler: constant\nlearning_rate: 0.3\n",
+    )
+    result = runner.invoke(app, ["train", str(cfg)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    out = tmp_path / "out"
+    evals = [
+        json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if "eval_loss" in x
+    ]
+    losses = [e["eval_loss"] for e in evals]
+    best = min(range(len(losses)), key=losses.__getitem__)
+    assert len(evals) == best + 3  # stopped after 2 evaluations without improvement
+    assert len(evals) < 10
+    kept = sorted(p.name for p in out.glob("checkpoint-*"))
+    assert f"checkpoint-{evals[best]['step']}" in kept  # best kept despite save_total_limit 1
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from honer.config import load_config
+    from honer.data.prepare import load_or_prepare
+    from honer.model.load import load_tokenizer
+
+    conf = load_config(cfg)
+    data = load_or_prepare(conf, load_tokenizer(conf))
+    from peft import PeftModel
+
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), out)
+    row = data.eval[0]
+    ids = torch.tensor([row["input_ids"]])
+    with torch.no_grad():
+        loss = model(input_ids=ids, labels=torch.tensor([row["labels"]])).loss.item()
+    assert loss < max(losses)  # the saved adapter is not the last (worse) one
+
+
+def test_keep_best_needs_aligned_saves(tmp_path: Path, tiny_model_dir: Path) -> None:
+    cfg = write_run(
+        tmp_path,
+        tiny_model_dir,
+        "evals_per_epoch: 2\nsaves_per_epoch: 1\nload_best_model_at_end: true\n",
+    )
+    result = runner.invoke(app, ["train", str(cfg)])
+    assert result.exit_code != 0
+    assert "checkpoints must be saved at evaluations" in str(result.exception)

@@ -75,6 +75,10 @@ def train(
                 data.eval, tokenizer, cfg.eval_table_size, cfg.eval_max_new_tokens, cfg.output_dir
             )
         )
+    if cfg.early_stopping_patience:
+        from transformers import EarlyStoppingCallback
+
+        callbacks.append(EarlyStoppingCallback(cfg.early_stopping_patience))
     started = time.perf_counter()
     result = run_training(
         cfg,

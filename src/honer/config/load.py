@@ -75,8 +75,6 @@ NOT_SUPPORTED: dict[str, str] = {
     "fsdp_config": "FSDP",
     "ddp_find_unused_parameters": "multi-process training",
     "evals": "assertion evals",
-    "early_stopping_patience": "early stopping",
-    "load_best_model_at_end": "keeping the best checkpoint",
     "use_tensorboard": "TensorBoard (use `report_to: [tensorboard]`)",
     "mlflow_tracking_uri": "MLflow settings",
     "mlflow_experiment_name": "MLflow settings",

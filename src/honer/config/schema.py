@@ -376,6 +376,14 @@ class Config(_Section):
     loss_watchdog_patience: PositiveInt = Field(
         3, description="Logged steps above the threshold before stopping."
     )
+    early_stopping_patience: PositiveInt | None = Field(
+        None,
+        description="Stop after this many evaluations without a lower eval loss; keeps and "
+        "loads the best checkpoint (as `load_best_model_at_end`).",
+    )
+    load_best_model_at_end: bool = Field(
+        False, description="Keep the checkpoint with the lowest eval loss and end with it."
+    )
     output_dir: str = Field("./outputs/run", description="Where the run writes its outputs.")
     resume_from_checkpoint: str | bool | None = Field(
         None, description="Checkpoint folder to resume from, or `true` for the latest one."

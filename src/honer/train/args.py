@@ -131,6 +131,30 @@ def plan_steps(cfg: Config, examples: int, has_eval: bool, ranks: int | None = N
     )
 
 
+def _keep_best(cfg: Config, kwargs: dict[str, Any], has_eval: bool) -> None:
+    """Keep (and load at the end) the checkpoint with the lowest eval loss; every save must
+    fall on an evaluation, or the best one may never be written."""
+    key = "early_stopping_patience" if cfg.early_stopping_patience else "load_best_model_at_end"
+    if not has_eval:
+        raise ConfigError([(key, "needs a validation set: set `val_set_size` or `test_datasets`.")])
+    aligned = kwargs["eval_strategy"] == kwargs["save_strategy"] and (
+        kwargs["save_strategy"] != "steps" or kwargs["save_steps"] % kwargs["eval_steps"] == 0
+    )
+    if not aligned:
+        raise ConfigError(
+            [
+                (
+                    key,
+                    "checkpoints must be saved at evaluations: use the same `saves_per_epoch` "
+                    "and `evals_per_epoch` (or `save_steps` a multiple of `eval_steps`).",
+                )
+            ]
+        )
+    kwargs.update(
+        load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False
+    )
+
+
 def tracking_env(cfg: Config) -> dict[str, str]:
     """Environment variables the W&B integration reads, from the `wandb_*` keys.
 
@@ -249,6 +273,8 @@ def training_arguments(cfg: Config, plan: StepPlan, has_eval: bool) -> Any:
         kwargs.update(save_strategy="steps", save_steps=plan.save_steps)
     else:
         kwargs["save_strategy"] = "epoch"
+    if cfg.load_best_model_at_end or cfg.early_stopping_patience:
+        _keep_best(cfg, kwargs, has_eval)
     _set(
         kwargs,
         fields,

@@ -147,12 +147,14 @@ def publish(staged: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def rotate(output_dir: str | Path, limit: int | None) -> list[Path]:
-    """Delete the oldest checkpoints beyond `limit`; returns the deleted folders."""
+def rotate(output_dir: str | Path, limit: int | None, keep: Path | None = None) -> list[Path]:
+    """Delete the oldest checkpoints beyond `limit`, never `keep` (the best one, for
+    `load_best_model_at_end`); returns the deleted folders."""
     if not limit:
         return []
-    checkpoints = list_checkpoints(output_dir)
-    doomed = checkpoints[: max(0, len(checkpoints) - limit)]
+    checkpoints = [c for c in list_checkpoints(output_dir) if keep is None or c != Path(keep)]
+    others = max(1, limit - (keep is not None))  # the newest is always kept, as is `keep`
+    doomed = checkpoints[: max(0, len(checkpoints) - others)]
     for path in doomed:
         shutil.rmtree(path, ignore_errors=True)
     return doomed

@@ -21,6 +21,8 @@ tokenizer, `config.yml` (the resolved config) and `metrics.jsonl`.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import shutil
 import sys
 import tempfile
@@ -194,8 +196,22 @@ class HonerTrainer(Trainer):
             name = f"checkpoint-{step}"
             ckpt.publish(staging / name, run_dir / name)
             staging.rmdir()
-            ckpt.rotate(run_dir, self.args.save_total_limit)
+            best = self._published_best(run_dir)
+            if best is not None:  # the state saved inside must name the published folder
+                state = json.dumps(dataclasses.asdict(self.state), indent=2, sort_keys=True)
+                ckpt.atomic_write_text(run_dir / name / "trainer_state.json", state + "\n")
+            ckpt.rotate(run_dir, self.args.save_total_limit, keep=best)
         self.accelerator.wait_for_everyone()
+
+    def _published_best(self, run_dir: Path) -> Path | None:
+        """The best checkpoint's published folder (the Trainer computed it inside staging)."""
+        if not self.state.best_global_step:
+            return None
+        best = run_dir / f"checkpoint-{self.state.best_global_step}"
+        if best.is_dir():
+            self.state.best_model_checkpoint = str(best)
+            return best
+        return None
 
 
 @dataclass
