@@ -182,3 +182,28 @@ def test_keep_best_needs_aligned_saves(tmp_path: Path, tiny_model_dir: Path) -> 
     result = runner.invoke(app, ["train", str(cfg)])
     assert result.exit_code != 0
     assert "checkpoints must be saved at evaluations" in str(result.exception)
+
+
+def test_evaluate_command_scores_checks(tmp_path: Path, tiny_model_dir: Path) -> None:
+    cfg = write_run(
+        tmp_path,
+        tiny_model_dir,
+        "max_steps: 2\n"
+        "evals:\n  checks:\n"
+        "    - {type: regex, pattern: '^\\\\d*$', name: digits_only}\n"
+        "    - {type: exact}\n"
+        "    - {type: not_regex, pattern: 'zzz'}\n"
+        "  max_new_tokens: 3\n",
+    )
+    assert runner.invoke(app, ["train", str(cfg)]).exit_code == 0
+    result = runner.invoke(app, ["evaluate", str(cfg)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    out = result.output
+    assert "eval loss" in out and "(4 samples," in out
+    assert "not_regex" in out and "4/4 passed (100.0%)" in out  # nothing produces 'zzz'
+    results = json.loads((tmp_path / "out/evals/results.json").read_text())
+    assert [c["name"] for c in results["checks"]] == ["digits_only", "exact", "not_regex"]
+    assert all(c["passed"] + c["failed"] == 4 for c in results["checks"])
+    failures = (tmp_path / "out/evals/failures.jsonl").read_text().splitlines()
+    assert len(failures) == sum(c["failed"] for c in results["checks"])
+    assert results["perplexity"] == pytest.approx(math.exp(results["loss"]))

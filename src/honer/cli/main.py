@@ -13,6 +13,7 @@ from rich.text import Text
 
 from honer.cli.console import err_console
 from honer.cli.data import data_app
+from honer.cli.evaluate import evaluate
 from honer.cli.lr import lr_app
 from honer.cli.preprocess import preprocess
 from honer.cli.validate import validate
@@ -27,6 +28,7 @@ app = typer.Typer(
 )
 app.command()(validate)
 app.command()(preprocess)
+app.command()(evaluate)
 app.add_typer(data_app, name="data")
 app.add_typer(lr_app, name="lr")
 

@@ -129,6 +129,13 @@ def _schedule(cfg: Config) -> Iterator[Problem]:
         )
 
 
+def _evals(cfg: Config) -> Iterator[Problem]:
+    from honer.evaluate.assertions import spec_problems
+
+    for i, spec in enumerate(cfg.evals.checks if cfg.evals else []):
+        yield from spec_problems(spec, f"evals.checks[{i}]")
+
+
 def _tracking(cfg: Config) -> Iterator[Problem]:
     wandb_keys = ("wandb_entity", "wandb_name", "wandb_run_id", "wandb_watch", "wandb_log_model")
     for key in wandb_keys:
@@ -147,6 +154,7 @@ CHECKS: list[Callable[[Config], Iterator[Problem]]] = [
     _either_or,
     _data,
     _schedule,
+    _evals,
     _tracking,
 ]
 

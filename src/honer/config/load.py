@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from honer.config.checks import cross_field_problems
-from honer.config.schema import Config, DatasetConfig, SpecialTokens
+from honer.config.schema import Config, DatasetConfig, EvalsConfig, SpecialTokens
 from honer.errors import ConfigError
 
 Problem = tuple[str, str]
@@ -74,7 +74,6 @@ NOT_SUPPORTED: dict[str, str] = {
     "fsdp": "FSDP",
     "fsdp_config": "FSDP",
     "ddp_find_unused_parameters": "multi-process training",
-    "evals": "assertion evals",
     "use_tensorboard": "TensorBoard (use `report_to: [tensorboard]`)",
     "mlflow_tracking_uri": "MLflow settings",
     "mlflow_experiment_name": "MLflow settings",
@@ -92,6 +91,7 @@ NOT_SUPPORTED: dict[str, str] = {
 
 _SECTION_MODELS: dict[str, type[BaseModel]] = {
     "special_tokens": SpecialTokens,
+    "evals": EvalsConfig,
 }
 
 

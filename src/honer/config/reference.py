@@ -18,6 +18,7 @@ from honer.config.schema import (
     BnbConfig,
     Config,
     DatasetConfig,
+    EvalsConfig,
     LrPhase,
     MessageMapping,
     SpecialTokens,
@@ -35,6 +36,7 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("`bnb_config_kwargs:`", BnbConfig),
     ("`message_property_mappings:`", MessageMapping),
     ("`lr_phases:` entries", LrPhase),
+    ("`evals:`", EvalsConfig),
 ]
 
 

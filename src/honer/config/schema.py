@@ -174,6 +174,20 @@ class LrPhase(_Section):
     kwargs: dict[str, Any] | None = Field(None, description="The policy's parameters.")
 
 
+class EvalsConfig(_Section):
+    """`honer evaluate`: generation-based checks on the validation split (greedy)."""
+
+    checks: list[dict[str, Any]] = Field(
+        min_length=1,
+        description="Checks: `{type: regex|not_regex|json|json_schema|exact|contains|callable, "
+        "…}` (see honer.evaluate.assertions).",
+    )
+    max_samples: PositiveInt | None = Field(None, description="Evaluate at most this many rows.")
+    max_new_tokens: PositiveInt | None = Field(
+        None, description="Tokens generated per prompt (default `eval_max_new_tokens`)."
+    )
+
+
 class BnbConfig(_Section):
     """bitsandbytes quantization settings for `load_in_4bit` / `load_in_8bit`."""
 
@@ -376,6 +390,7 @@ class Config(_Section):
     loss_watchdog_patience: PositiveInt = Field(
         3, description="Logged steps above the threshold before stopping."
     )
+    evals: EvalsConfig | None = Field(None, description="Assertion evals for `honer evaluate`.")
     early_stopping_patience: PositiveInt | None = Field(
         None,
         description="Stop after this many evaluations without a lower eval loss; keeps and "

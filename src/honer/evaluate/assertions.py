@@ -115,6 +115,33 @@ def _callable(spec: str, where: str) -> CheckFn:
     return score
 
 
+_REQUIRED = {
+    "regex": "pattern",
+    "not_regex": "pattern",
+    "json_schema": "schema",
+    "callable": "function",
+}
+KINDS = ("regex", "not_regex", "json", "json_schema", "exact", "contains", "callable")
+
+
+def spec_problems(spec: Any, where: str) -> list[tuple[str, str]]:
+    """Config-time checks of one entry, without importing user code (for `honer validate`)."""
+    if not isinstance(spec, dict):
+        return [(where, "each check must be a mapping with a `type`.")]
+    kind = spec.get("type")
+    if kind not in KINDS:
+        return [(f"{where}.type", f"unknown check `{kind}`; allowed: {', '.join(KINDS)}.")]
+    need = _REQUIRED.get(kind)
+    if need and need not in spec:
+        return [(f"{where}.{need}", f"required for a `{kind}` check.")]
+    if kind in ("regex", "not_regex"):
+        try:
+            re.compile(str(spec["pattern"]))
+        except re.error as err:
+            return [(f"{where}.pattern", f"invalid regular expression: {err}")]
+    return []
+
+
 def build_check(spec: dict[str, Any], where: str) -> Check:
     """A `Check` from one YAML entry; a bad entry is a `ConfigError` naming its key path."""
     kind = spec.get("type")
