@@ -207,3 +207,27 @@ def test_evaluate_command_scores_checks(tmp_path: Path, tiny_model_dir: Path) ->
     failures = (tmp_path / "out/evals/failures.jsonl").read_text().splitlines()
     assert len(failures) == sum(c["failed"] for c in results["checks"])
     assert results["perplexity"] == pytest.approx(math.exp(results["loss"]))
+
+
+def test_tensorboard_and_mlflow_receive_the_metrics(tmp_path: Path, tiny_model_dir: Path) -> None:
+    store = (tmp_path / "mlruns").as_uri()
+    cfg = write_run(
+        tmp_path,
+        tiny_model_dir,
+        f"max_steps: 4\nuse_tensorboard: true\nmlflow_tracking_uri: {store}\n"
+        "mlflow_experiment_name: honer-test\n",
+    )
+    result = runner.invoke(app, ["train", str(cfg)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    [events] = list((tmp_path / "out/runs").rglob("events.out.tfevents.*"))
+    acc = EventAccumulator(str(events.parent))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("train/loss")] == [1, 2, 3, 4]
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=store)
+    experiment = client.get_experiment_by_name("honer-test")
+    [run] = client.search_runs([experiment.experiment_id])
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [1, 2, 3, 4]

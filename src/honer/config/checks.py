@@ -137,12 +137,21 @@ def _evals(cfg: Config) -> Iterator[Problem]:
 
 
 def _tracking(cfg: Config) -> Iterator[Problem]:
-    wandb_keys = ("wandb_entity", "wandb_name", "wandb_run_id", "wandb_watch", "wandb_log_model")
+    wandb_keys = (
+        "wandb_entity",
+        "wandb_name",
+        "wandb_run_id",
+        "wandb_watch",
+        "wandb_log_model",
+        "wandb_mode",
+    )
     for key in wandb_keys:
         if getattr(cfg, key) is not None and not cfg.wandb_project:
             yield key, "is set but `wandb_project` is not: W&B logging needs a project."
     if cfg.report_to and "none" in cfg.report_to and len(cfg.report_to) > 1:
         yield "report_to", "`none` cannot be combined with other integrations."
+    if cfg.mlflow_experiment_name and not cfg.mlflow_tracking_uri:
+        yield "mlflow_experiment_name", "is set but `mlflow_tracking_uri` is not."
     if cfg.hub_strategy and not cfg.hub_model_id:
         yield "hub_strategy", "is set but `hub_model_id` is not."
 

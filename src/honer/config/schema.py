@@ -423,6 +423,17 @@ class Config(_Section):
     wandb_log_model: Literal["false", "checkpoint", "end"] | None = Field(
         None, description="Upload checkpoints to W&B."
     )
+    wandb_mode: Literal["online", "offline", "disabled"] | None = Field(
+        None, description="W&B mode (`offline` logs locally; `wandb sync` uploads later)."
+    )
+    use_tensorboard: bool = Field(
+        False, description="Log to TensorBoard under `output_dir/runs/` (adds `tensorboard`)."
+    )
+    mlflow_tracking_uri: str | None = Field(
+        None,
+        description="MLflow tracking store (a file path, `sqlite:///…` or a server); adds `mlflow`.",
+    )
+    mlflow_experiment_name: str | None = Field(None, description="MLflow experiment name.")
     hub_model_id: str | None = Field(
         None, description="Push the result to this Hugging Face Hub repository."
     )
@@ -444,8 +455,15 @@ class Config(_Section):
 
     @property
     def resolved_report_to(self) -> list[str]:
-        """Integrations to enable: explicit `report_to`, plus W&B when a project is named."""
+        """Integrations to enable: explicit `report_to`, plus those Axolotl's keys switch on
+        (`wandb_project`, `use_tensorboard`, `mlflow_tracking_uri`)."""
         targets = [t for t in (self.report_to or []) if t != "none"]
-        if self.wandb_project and "wandb" not in targets:
-            targets.append("wandb")
+        implied = (
+            ("wandb", bool(self.wandb_project)),
+            ("tensorboard", self.use_tensorboard),
+            ("mlflow", bool(self.mlflow_tracking_uri)),
+        )
+        for name, on in implied:
+            if on and name not in targets:
+                targets.append(name)
         return targets

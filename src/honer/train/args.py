@@ -156,7 +156,7 @@ def _keep_best(cfg: Config, kwargs: dict[str, Any], has_eval: bool) -> None:
 
 
 def tracking_env(cfg: Config) -> dict[str, str]:
-    """Environment variables the W&B integration reads, from the `wandb_*` keys.
+    """Environment variables the W&B and MLflow integrations read, from the config's keys.
 
     Only names and switches go here; credentials stay in the user's environment (WANDB_API_KEY)
     and are never read, logged or written by honer.
@@ -168,8 +168,17 @@ def tracking_env(cfg: Config) -> dict[str, str]:
         "WANDB_RUN_ID": cfg.wandb_run_id,
         "WANDB_WATCH": cfg.wandb_watch,
         "WANDB_LOG_MODEL": cfg.wandb_log_model,
+        "WANDB_MODE": cfg.wandb_mode,
+        "MLFLOW_TRACKING_URI": cfg.mlflow_tracking_uri,
+        "MLFLOW_EXPERIMENT_NAME": cfg.mlflow_experiment_name,
     }
     env = {k: v for k, v in pairs.items() if v is not None}
+    uri = cfg.mlflow_tracking_uri
+    if uri and (uri.startswith("file:") or "://" not in uri):
+        # A local folder store works offline; MLflow 3 asks for an explicit opt-in to use it.
+        env["MLFLOW_ALLOW_FILE_STORE"] = "true"
+    if cfg.use_tensorboard or "tensorboard" in cfg.resolved_report_to:
+        env["TENSORBOARD_LOGGING_DIR"] = os.path.join(cfg.output_dir, "runs")
     if cfg.wandb_run_id is not None:
         env["WANDB_RESUME"] = "allow"  # the same id continues the same W&B run on --resume
     return env
