@@ -121,3 +121,54 @@ def test_train_records_the_run_and_history_lists_it(cfg_path: Path, tmp_path: Pa
 def test_best_without_runs_is_explained(tmp_path: Path) -> None:
     result = runner.invoke(app, ["lr", "best", "--db", str(tmp_path / "empty.sqlite")])
     assert result.exit_code != 0 and "no comparable runs" in str(result.exception)
+
+
+def test_find_writes_plot_and_json_and_leaves_output_dir_alone(
+    cfg_path: Path, tmp_path: Path
+) -> None:
+    out = invoke(
+        "lr",
+        "find",
+        str(cfg_path),
+        "--steps",
+        "20",
+        "--start",
+        "1e-5",
+        "--end",
+        "10",
+        "--out",
+        str(tmp_path / "f"),
+    )
+    assert "steepest descent:" in out and "minimum / 10:" in out
+    doc = json.loads((tmp_path / "f/lr_find.json").read_text())
+    assert doc["steepest"] > 0 and len(doc["lrs"]) == len(doc["losses"]) <= 20
+    assert (tmp_path / "f/lr_find.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (tmp_path / "out").exists()
+
+
+def test_tune_ranks_and_records(cfg_path: Path, tmp_path: Path) -> None:
+    cfg_path.write_text(cfg_path.read_text() + "val_set_size: 8\n")
+    db = tmp_path / "t.sqlite"
+    out = invoke(
+        "lr",
+        "tune",
+        str(cfg_path),
+        "--policies",
+        "cosine,linear",
+        "--lrs",
+        "0.003,10",
+        "--min-steps",
+        "2",
+        "--max-steps",
+        "4",
+        "--db",
+        str(db),
+        "--out",
+        str(tmp_path / "t.png"),
+    )
+    import re
+
+    lines = re.findall(r"\d\. (?:cosine|linear) .*", out)
+    assert len(lines) == 4 and all("lr 10 " in x for x in lines[2:])  # the absurd LR ranks last
+    assert len(PolicyDatabase(db).runs()) == 4
+    assert (tmp_path / "t.png").is_file()

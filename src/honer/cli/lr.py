@@ -196,3 +196,103 @@ def best(
         f"(parameters {params})",
         markup=False,
     )
+
+
+def _model(cfg: Any, tokenizer: Any) -> Any:
+    from honer.model.adapters import build_adapter
+    from honer.model.load import load_model
+
+    return build_adapter(cfg, load_model(cfg, tokenizer), verbose=False)
+
+
+@lr_app.command()
+def find(
+    config: Path = typer.Argument(..., help="YAML config."),
+    start: float = typer.Option(1e-7, "--start", help="First learning rate."),
+    end: float = typer.Option(1.0, "--end", help="Last learning rate."),
+    steps: int = typer.Option(100, "--steps", min=5, help="Steps of the range test."),
+    out: Path = typer.Option(Path("."), "--out", help="Folder for lr_find.png and lr_find.json."),
+) -> None:
+    """LR range test: raise the LR exponentially, watch the smoothed loss, suggest a peak LR.
+
+    Nothing is written to output_dir; the model is restored afterwards.
+    """
+    from honer.config import load_config
+    from honer.lr.finder import range_test, write_outputs
+
+    cfg = load_config(config)
+    tokenizer, data, _ = _prepared(cfg)
+    result = range_test(
+        cfg,
+        _model(cfg, tokenizer),
+        tokenizer,
+        data.train,
+        start_lr=start,
+        end_lr=end,
+        num_steps=steps,
+    )
+    json_path, png_path = write_outputs(result, out)
+    if result.stopped_early:
+        console.print(f"stopped early: {result.reason}", markup=False)
+    console.print(
+        f"steepest descent: {result.steepest:.3g}   minimum / 10: {result.min_div_10:.3g}",
+        markup=False,
+    )
+    console.print(f"wrote {png_path} and {json_path}", markup=False)
+
+
+@lr_app.command()
+def tune(
+    config: Path = typer.Argument(..., help="YAML config (needs a validation split)."),
+    policies: str = typer.Option(..., "--policies", help="Comma-separated lr_scheduler names."),
+    lrs: str = typer.Option(..., "--lrs", help="Comma-separated learning rates."),
+    min_steps: int = typer.Option(10, "--min-steps", min=1, help="Budget of the first round."),
+    max_steps: int = typer.Option(40, "--max-steps", min=1, help="Budget of the last round."),
+    eta: int = typer.Option(2, "--eta", min=2, help="Keep 1/eta of the trials each round."),
+    search: str = typer.Option("grid", "--search", help="grid or random."),
+    trials: int | None = typer.Option(None, "--trials", min=1, help="Random search: trials."),
+    seed: int = typer.Option(0, "--seed"),
+    out: Path = typer.Option(Path("lr_tune.png"), "--out", help="Comparison plot."),
+    db: Path | None = DB_OPTION,
+) -> None:
+    """Short trials of (policy, LR) pairs with successive halving, ranked by eval loss."""
+    from honer.config import load_config
+    from honer.lr.db import PolicyDatabase
+    from honer.lr.tune import plot_trials, record_trials
+    from honer.lr.tune import tune as run_tune
+
+    cfg = load_config(config)
+    try:
+        lr_values = [float(x) for x in lrs.split(",") if x.strip()]
+    except ValueError:
+        raise HonerError(f"--lrs: `{lrs}` must be comma-separated numbers.") from None
+    names = [p.strip() for p in policies.split(",") if p.strip()]
+    tokenizer, data, _ = _prepared(cfg)
+    if data.eval is None or len(data.eval) == 0:
+        raise HonerError("tune ranks trials by eval loss: set `val_set_size` or `test_datasets`.")
+    results = run_tune(
+        cfg,
+        lambda: _model(cfg, tokenizer),
+        tokenizer,
+        data.train,
+        data.eval,
+        policies=names,
+        lrs=lr_values,
+        min_steps=min_steps,
+        max_steps=max_steps,
+        eta=eta,
+        search=search,
+        trials=trials,
+        seed=seed,
+    )
+    for rank, r in enumerate(results, start=1):
+        gone = (
+            f"dropped after round {r.eliminated_in_round}" if r.eliminated_in_round else "finalist"
+        )
+        console.print(
+            f"{rank:>2}. {r.policy:<22} lr {r.lr:<9.3g} eval loss {r.eval_loss:.4f} "
+            f"({r.steps_trained} steps, {gone})",
+            markup=False,
+        )
+    record_trials(results, cfg, PolicyDatabase(db), data.path.name)
+    console.print(f"wrote {plot_trials(results, out)}", markup=False)
