@@ -94,15 +94,12 @@ def test_plot_writes_the_schedule_training_uses(cfg_path: Path, tmp_path: Path) 
     assert lrs[:10] == [0.001] * 10 and lrs[15] == pytest.approx(0.0005) and lrs[20] == 0.0
 
 
-def test_train_records_the_run_and_history_lists_it(cfg_path: Path, tmp_path: Path) -> None:
+def test_train_records_the_run_and_history_lists_it(
+    cfg_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     db = tmp_path / "runs.sqlite"
-    import os
-
-    os.environ["HONER_LR_DB"] = str(db)
-    try:
-        invoke("train", str(cfg_path))
-    finally:
-        os.environ.pop("HONER_LR_DB")
+    monkeypatch.setenv("HONER_LR_DB", str(db))
+    invoke("train", str(cfg_path))
     [run] = PolicyDatabase(db).runs()
     assert (run.adapter, run.batch_size, run.steps, run.policy) == (
         "lora",
@@ -172,3 +169,15 @@ def test_tune_ranks_and_records(cfg_path: Path, tmp_path: Path) -> None:
     assert len(lines) == 4 and all("lr 10 " in x for x in lines[2:])  # the absurd LR ranks last
     assert len(PolicyDatabase(db).runs()) == 4
     assert (tmp_path / "t.png").is_file()
+
+
+def test_corrupt_database_does_not_fail_training(
+    cfg_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad = tmp_path / "bad.sqlite"
+    bad.write_bytes(b"not a database" * 100)
+    monkeypatch.setenv("HONER_LR_DB", str(bad))
+    result = runner.invoke(app, ["train", str(cfg_path)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert "warning: run not recorded:" in result.output and "bad.sqlite" in result.output
+    assert (tmp_path / "out" / "adapter_model.safetensors").is_file()
