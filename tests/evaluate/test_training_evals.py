@@ -121,7 +121,13 @@ def test_eval_table_and_report(tmp_path: Path, tiny_model_dir: Path) -> None:
     assert lines[0]["expected"].isdigit()
     page = (out / "report.html").read_text()
     assert (out / "curves.png").is_file() and "Generations at evaluation" in page
-    assert json.loads((out / "data_stats.json").read_text())["train"]["samples"] == 20
+    stats = json.loads((out / "data_stats.json").read_text())
+    assert stats["train"]["samples"] == 20 and sum(stats["train_lengths"]["counts"]) == 20
+    assert "alt='length histogram'" in page
+    evals = [
+        json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if "eval_loss" in x
+    ]
+    assert all(e["eval_perplexity"] == pytest.approx(math.exp(e["eval_loss"])) for e in evals)
 
 
 def test_eval_table_needs_validation_data(tmp_path: Path, tiny_model_dir: Path) -> None:
@@ -215,7 +221,8 @@ def test_tensorboard_and_mlflow_receive_the_metrics(tmp_path: Path, tiny_model_d
         tmp_path,
         tiny_model_dir,
         f"max_steps: 4\nuse_tensorboard: true\nmlflow_tracking_uri: {store}\n"
-        "mlflow_experiment_name: honer-test\n",
+        "mlflow_experiment_name: honer-test\neval_steps: 4\neval_table_size: 2\n"
+        "eval_table_max_new_tokens: 2\n",
     )
     result = runner.invoke(app, ["train", str(cfg)])
     assert result.exit_code == 0, result.output + repr(result.exception)
@@ -231,3 +238,5 @@ def test_tensorboard_and_mlflow_receive_the_metrics(tmp_path: Path, tiny_model_d
     experiment = client.get_experiment_by_name("honer-test")
     [run] = client.search_runs([experiment.experiment_id])
     assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [1, 2, 3, 4]
+    artifacts = [a.path for a in client.list_artifacts(run.info.run_id, "eval_table")]
+    assert artifacts == ["eval_table/step_0000004.json"]  # the eval table, as an MLflow table

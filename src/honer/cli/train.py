@@ -94,9 +94,20 @@ def train(
         f"finished at step {result.global_step}; final loss {result.final_loss}", markup=False
     )
     record_run(cfg, result, data.path.name, time.perf_counter() - started)
-    write_report(result.output_dir, data.stats)
+    write_report(result.output_dir, {**data.stats, "train_lengths": length_histogram(data.train)})
     if watchdog is not None and watchdog.tripped:
         raise HonerError(f"{watchdog.tripped} The last checkpoint is in {result.output_dir}.")
+
+
+def length_histogram(dataset: Any, bins: int = 20) -> dict[str, list[int]]:
+    """Sample lengths in `bins` equal-width bins (for the report's histogram)."""
+    lengths = [len(x) for x in dataset["input_ids"]]
+    top = max(lengths) + 1
+    width = max(1, -(-top // bins))
+    counts = [0] * (-(-top // width))
+    for n in lengths:
+        counts[n // width] += 1
+    return {"edges": [i * width for i in range(len(counts) + 1)], "counts": counts}
 
 
 def write_report(output_dir: Path, stats: dict[str, Any]) -> None:

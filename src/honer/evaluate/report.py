@@ -80,6 +80,29 @@ def plot_curves(metrics: list[dict[str, Any]], diagnosis: Diagnosis, dest: Path)
             os.unlink(tmp)
 
 
+def histogram_png(hist: dict[str, list[int]]) -> str:
+    """The training-length histogram as an inline PNG (base64), or '' without data."""
+    if not hist or not hist.get("counts"):
+        return ""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    edges, counts = hist["edges"], hist["counts"]
+    fig, ax = plt.subplots(figsize=(6, 2.6), dpi=100)
+    ax.bar(edges[:-1], counts, width=edges[1] - edges[0], align="edge", color="#1f77b4")
+    ax.set_xlabel("tokens per training sample")
+    ax.set_ylabel("samples")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join(
@@ -89,7 +112,7 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _histogram_png(lengths: dict[str, int] | None) -> str:
+def _percentiles_text(lengths: dict[str, int] | None) -> str:
     return "" if not lengths else " · ".join(f"{k} {v}" for k, v in lengths.items())
 
 
@@ -137,7 +160,7 @@ def build_report(output_dir: str | Path) -> Path:
                 "samples": s["samples"],
                 "tokens": s["tokens"],
                 "trained tokens": s["trained_tokens"],
-                "length percentiles": _histogram_png(s.get("length")),
+                "length percentiles": _percentiles_text(s.get("length")),
             }
             for name, s in (("train", stats.get("train")), ("eval", stats.get("eval")))
             if s
@@ -147,6 +170,9 @@ def build_report(output_dir: str | Path) -> Path:
                 split_rows, ["split", "samples", "tokens", "trained tokens", "length percentiles"]
             )
         )
+        hist = histogram_png(stats.get("train_lengths", {}))
+        if hist:
+            parts.append(f"<img alt='length histogram' src='data:image/png;base64,{hist}'>")
     if assertions:
         parts.append("<h2>Assertion evals</h2>")
         parts.append(f"<p>overall pass rate: {assertions.get('overall', 0):.1%}</p>")

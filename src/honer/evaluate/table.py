@@ -38,14 +38,36 @@ class EvalTableCallback(TrainerCallback):
         if not state.is_world_process_zero or model is None or not self.prompts:
             return control
         outputs = generate(model, self.tokenizer, self.prompts, self.max_new_tokens)
+        rows = [
+            {
+                "step": state.global_step,
+                "prompt": self.tokenizer.decode(prompt, skip_special_tokens=True),
+                "expected": expected,
+                "generated": self.tokenizer.decode(out, skip_special_tokens=True),
+            }
+            for prompt, expected, out in zip(self.prompts, self.expected, outputs, strict=True)
+        ]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as f:
-            for prompt, expected, out in zip(self.prompts, self.expected, outputs, strict=True):
-                line = {
-                    "step": state.global_step,
-                    "prompt": self.tokenizer.decode(prompt, skip_special_tokens=True),
-                    "expected": expected,
-                    "generated": self.tokenizer.decode(out, skip_special_tokens=True),
-                }
-                f.write(json.dumps(line, ensure_ascii=False) + "\n")
+            f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        _to_trackers(rows, state.global_step, args.report_to or [])
         return control
+
+
+def _to_trackers(rows: list[dict[str, Any]], step: int, report_to: list[str]) -> None:
+    """The same table in MLflow (a JSON artifact) and W&B (a `wandb.Table`) when enabled."""
+    columns = ["step", "prompt", "expected", "generated"]
+    if "mlflow" in report_to:
+        import mlflow
+
+        if mlflow.active_run() is not None:
+            mlflow.log_table(
+                {c: [r[c] for r in rows] for c in columns},
+                artifact_file=f"eval_table/step_{step:07d}.json",
+            )
+    if "wandb" in report_to:
+        import wandb
+
+        if wandb.run is not None:
+            table = wandb.Table(columns=columns, data=[[r[c] for c in columns] for r in rows])
+            wandb.log({"eval_table": table}, step=step)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import shutil
 import sys
 import tempfile
@@ -165,6 +166,8 @@ class HonerTrainer(Trainer):
             logs["trained_tokens_per_s"] = round(self._trained_since_log / elapsed, 1)
             self._tokens_since_log = self._trained_since_log = 0
             self._last_log_time = now
+        if isinstance(logs.get("eval_loss"), int | float):
+            logs["eval_perplexity"] = math.exp(min(logs["eval_loss"], 700.0))
         super().log(logs, *args, **kwargs)
 
     def train(self, *args: Any, **kwargs: Any) -> Any:
