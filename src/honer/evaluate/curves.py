@@ -8,14 +8,16 @@ Thresholds (module constants, relative to the loss level so they hold for any lo
 
 - `FLAT_DROP = 0.05`: a training curve whose smoothed loss fell by less than 5 % from its start
   did not learn → **underfit** ("flat").
-- `TAIL_FRACTION = 0.2`, `STEEP_TAIL_DROP = 0.05`: if the smoothed loss still fell by more than 5 %
-  over the last 20 % of the steps, training stopped while it was still learning → **underfit**
-  ("still falling").
+- `TAIL_FRACTION = 0.2`, `STEEP_TAIL_SHARE = 0.1`: if the last 20 % of the steps still brought
+  more than 10 % of the run's whole improvement, training stopped while it was still learning →
+  **underfit** ("still falling"). A share of the total drop, not a drop relative to the current
+  loss: near zero loss, tiny wiggles are large relative changes.
 - `EVAL_RISE = 0.03`: validation loss that rose more than 3 % above its minimum while the training
   loss kept falling (by more than `TRAIN_STILL_FALLING = 0.02` after that minimum) → **overfit**;
   the step of the minimum is the suggested stopping point.
-- `GAP_LIMIT = 0.25`: otherwise the run is **well fit** when validation loss is within 25 % of the
-  training loss at the end; a larger gap without a rise is reported as overfit ("large gap").
+- `GAP_LIMIT = 0.25`: otherwise the run is **well fit** when the final gap (validation minus
+  training loss) is under 25 % of the validation loss; a larger gap without a rise is reported as
+  overfit ("large gap": the model fits its training set much better than new data).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pathlib import Path
 
 FLAT_DROP = 0.05
 TAIL_FRACTION = 0.2
-STEEP_TAIL_DROP = 0.05
+STEEP_TAIL_SHARE = 0.1
 EVAL_RISE = 0.03
 TRAIN_STILL_FALLING = 0.02
 GAP_LIMIT = 0.25
@@ -105,12 +107,13 @@ def diagnose(train: list[tuple[int, float]], evals: list[tuple[int, float]]) -> 
                 gap=ev[-1] - loss[-1],
             )
     tail_start = int(len(loss) * (1 - TAIL_FRACTION))
-    tail_drop = _rel_drop(loss[tail_start], loss[-1])
-    if tail_drop > STEEP_TAIL_DROP:
+    tail_share = (loss[tail_start] - loss[-1]) / (loss[0] - loss[-1])
+    if tail_share > STEEP_TAIL_SHARE:
         return Diagnosis(
             "underfit",
-            f"training loss was still falling steeply at the end ({tail_drop:.1%} over the last "
-            f"{TAIL_FRACTION:.0%} of steps): train longer or raise the learning rate",
+            f"training loss was still falling steeply at the end (the last {TAIL_FRACTION:.0%} of "
+            f"steps brought {tail_share:.0%} of the whole improvement): train longer or raise "
+            "the learning rate",
         )
     if len(evals) < MIN_EVAL_POINTS:
         return Diagnosis(
@@ -119,12 +122,13 @@ def diagnose(train: list[tuple[int, float]], evals: list[tuple[int, float]]) -> 
             "(set val_set_size and evals_per_epoch)",
         )
     gap = ev[-1] - loss[-1]
-    rel_gap = gap / abs(loss[-1]) if loss[-1] else 0.0
+    rel_gap = gap / abs(ev[-1]) if ev[-1] else 0.0
     if rel_gap > GAP_LIMIT:
         return Diagnosis(
             "overfit",
-            f"validation loss ends {rel_gap:.0%} above training loss ({ev[-1]:.3g} vs "
-            f"{loss[-1]:.3g}): the model fits the training set better than new data",
+            f"validation loss ends at {ev[-1]:.3g} and training loss at {loss[-1]:.3g}: the gap is "
+            f"{rel_gap:.0%} of the validation loss, so the model fits its training set much better "
+            "than new data; more data, fewer epochs or regularisation help",
             gap=gap,
         )
     return Diagnosis(
