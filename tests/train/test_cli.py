@@ -87,7 +87,7 @@ def _app():
             ConfigError,
             "warmup_steps: `lr_scheduler: constant` has no warm-up",
         ),
-        ("report_to: [mlflow]\n", ConfigError, "report_to: `mlflow` needs the mlflow package"),
+        ("report_to: [wandb]\n", ConfigError, "report_to: `wandb` needs the wandb package"),
     ],
 )
 def test_train_refuses_before_loading_anything(
