@@ -204,15 +204,30 @@ def eos_mismatch(tok: TokenizerView, template: str | None) -> str | None:
     )
 
 
-def tokenize_row(
-    row: dict[str, Any], tok: TokenizerView, ctx: FormatContext
+def tokenize_conversation(
+    row: dict[str, Any],
+    tok: TokenizerView,
+    ctx: FormatContext,
+    default_field: str,
+    default_role: str,
+    default_content: str,
 ) -> list[TokenizedSample]:
+    """The row's conversation (keys from the dataset entry, else the defaults) as one sample.
+
+    Shared by `chat_template` (messages/role/content) and `sharegpt` (conversations/from/value).
+    """
     ds = ctx.dataset
-    field = ds.field_messages or "messages"
+    field = ds.field_messages or default_field
     mapping = ds.message_property_mappings
-    role_key = ds.message_field_role or (mapping.role if mapping else "role")
-    content_key = ds.message_field_content or (mapping.content if mapping else "content")
+    role_key = ds.message_field_role or (mapping.role if mapping else default_role)
+    content_key = ds.message_field_content or (mapping.content if mapping else default_content)
     messages = normalise_messages(
         row.get(field), field, role_key, content_key, ds.roles, ds.drop_system_message
     )
     return [tokenize_messages(messages, tok, ctx)]
+
+
+def tokenize_row(
+    row: dict[str, Any], tok: TokenizerView, ctx: FormatContext
+) -> list[TokenizedSample]:
+    return tokenize_conversation(row, tok, ctx, "messages", "role", "content")
