@@ -10,23 +10,11 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from honer.atomic import save_figure, write_bytes
 from honer.evaluate.curves import Diagnosis, diagnose, read_metrics
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -69,15 +57,7 @@ def plot_curves(metrics: list[dict[str, Any]], diagnosis: Diagnosis, dest: Path)
         ax2.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=dest.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp)
-        os.replace(tmp, dest)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    save_figure(fig, dest)
 
 
 def histogram_png(hist: dict[str, list[int]]) -> str:
@@ -189,5 +169,5 @@ def build_report(output_dir: str | Path) -> Path:
         f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>"
     )
     dest = out / "report.html"
-    _write_atomic(dest, page.encode())
+    write_bytes(dest, page.encode())
     return dest

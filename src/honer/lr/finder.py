@@ -32,13 +32,13 @@ import io
 import itertools
 import json
 import math
-import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from honer.atomic import write_via
 from honer.config.schema import Config
 from honer.errors import HonerError
 
@@ -332,18 +332,6 @@ def range_test(
     return RangeTestResult(lrs, losses, smoothed, steepest, min_div_10, stopped_early, reason)
 
 
-def _atomic_write(dest: Path, write: Any) -> None:
-    """Call `write(tmp_path)`, then rename the temp file onto `dest` (no half-written file)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=dest.suffix, dir=dest.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _plot(result: RangeTestResult, tmp: str) -> None:
     import matplotlib
 
@@ -376,6 +364,6 @@ def write_outputs(result: RangeTestResult, out_dir: Path) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, png_path = out_dir / JSON_FILE, out_dir / PNG_FILE
     text = json.dumps(asdict(result), indent=2) + "\n"
-    _atomic_write(json_path, lambda tmp: Path(tmp).write_text(text))
-    _atomic_write(png_path, lambda tmp: _plot(result, tmp))
+    write_via(json_path, lambda tmp: Path(tmp).write_text(text))
+    write_via(png_path, lambda tmp: _plot(result, tmp))
     return json_path, png_path

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
+
+from honer.atomic import save_figure
 
 
 def plot_schedule(lrs: list[float], title: str, dest: Path) -> Path:
@@ -14,8 +14,6 @@ def plot_schedule(lrs: list[float], title: str, dest: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(7, 3.5), dpi=110)
     ax.plot(range(len(lrs)), lrs, color="#2ca02c")
     ax.set_xlabel("optimizer step")
@@ -23,13 +21,4 @@ def plot_schedule(lrs: list[float], title: str, dest: Path) -> Path:
     ax.set_title(f"lr_scheduler: {title}")
     ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=dest.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp)
-        os.replace(tmp, dest)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return dest
+    return save_figure(fig, dest)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import random
 import shutil
 import tempfile
@@ -35,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
+from honer.atomic import save_figure
 from honer.config.schema import Config, LrScheduler
 from honer.errors import HonerError
 
@@ -293,16 +293,10 @@ def plot_trials(results: list[TrialResult], path: Path) -> Path:
         ax.set_ylabel("eval loss")
         ax.set_title("LR policy tuning (green: finalists, red: NaN)")
         fig.tight_layout()
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-        os.close(fd)
-        try:
-            fig.savefig(tmp, format="png")
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    finally:
+    except Exception:
         plt.close(fig)
+        raise
+    save_figure(fig, path)
     return path
 
 
