@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,26 +11,18 @@ from typer.testing import CliRunner
 from honer.cli.main import app
 from honer.config.reference import END, START, reference_markdown
 from tests.conftest import REPO
+from tests.helpers import write_addition_run
 
 runner = CliRunner()
 
 
 def write_config(tmp_path: Path, base: str, extra: str = "") -> Path:
-    data = tmp_path / "d.jsonl"
-    data.write_text(
-        "".join(
-            json.dumps({"instruction": f"Add {i} and 1", "output": str(i + 1)}) + "\n"
-            for i in range(6)
-        )
+    return write_addition_run(
+        tmp_path,
+        base,
+        6,
+        "adapter: lora\nmicro_batch_size: 2\ngradient_accumulation_steps: 3\n" + extra,
     )
-    cfg = tmp_path / "c.yml"
-    cfg.write_text(
-        f"base_model: {base}\n"
-        f"datasets:\n  - path: {data}\n    type: alpaca\n"
-        f"dataset_prepared_path: {tmp_path / 'prepared'}\n"
-        "adapter: lora\nmicro_batch_size: 2\ngradient_accumulation_steps: 3\n" + extra
-    )
-    return cfg
 
 
 def run_cli(*args: str):

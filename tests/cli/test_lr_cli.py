@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from honer.cli.main import app
 from honer.config import load_config
 from honer.lr.db import PolicyDatabase
+from tests.helpers import write_addition_run
 
 runner = CliRunner()
 
@@ -23,24 +24,14 @@ def invoke(*args: str) -> str:
 
 @pytest.fixture
 def cfg_path(tmp_path: Path, tiny_model_dir: Path) -> Path:
-    data = tmp_path / "d.jsonl"
-    data.write_text(
-        "".join(
-            json.dumps({"instruction": f"Add {i} and 1", "output": str(i + 1)}) + "\n"
-            for i in range(40)
-        )
-    )
-    path = tmp_path / "c.yml"
-    path.write_text(
-        f"base_model: {tiny_model_dir}\n"
-        f"datasets:\n  - path: {data}\n    type: alpaca\n"
-        f"dataset_prepared_path: {tmp_path / 'prepared'}\n"
-        f"output_dir: {tmp_path / 'out'}\n"
+    return write_addition_run(
+        tmp_path,
+        tiny_model_dir,
+        40,
         "adapter: lora\nmicro_batch_size: 4\nnum_epochs: 2\nlearning_rate: 0.001\n"
         "lr_scheduler: warmup_stable_decay\nlr_scheduler_kwargs: {decay_ratio: 0.5}\n"
-        "logging_steps: 1\n"
+        "logging_steps: 1\n",
     )
-    return path
 
 
 def test_suggest_from_figures() -> None:

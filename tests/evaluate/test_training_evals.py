@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from honer.cli.main import app
 from honer.train.watchdog import LossWatchdogCallback
+from tests.helpers import write_addition_run
 
 runner = CliRunner()
 
@@ -45,23 +46,13 @@ def test_watchdog_counts_bad_logged_steps(losses: list[float], stops_at: int | N
 
 
 def write_run(tmp_path: Path, tiny_model_dir: Path, extra: str) -> Path:
-    data = tmp_path / "d.jsonl"
-    data.write_text(
-        "".join(
-            json.dumps({"instruction": f"Add {i} and 1", "output": str(i + 1)}) + "\n"
-            for i in range(24)
-        )
-    )
-    path = tmp_path / "c.yml"
-    path.write_text(
-        f"base_model: {tiny_model_dir}\n"
-        f"datasets:\n  - path: {data}\n    type: alpaca\n"
-        f"dataset_prepared_path: {tmp_path / 'prepared'}\n"
-        f"output_dir: {tmp_path / 'out'}\n"
+    return write_addition_run(
+        tmp_path,
+        tiny_model_dir,
+        24,
         "adapter: lora\nmicro_batch_size: 4\nlearning_rate: 0.001\nlogging_steps: 1\n"
-        "val_set_size: 4\n" + extra
+        "val_set_size: 4\n" + extra,
     )
-    return path
 
 
 def test_watchdog_stops_a_run_forced_to_nan(tmp_path: Path, tiny_model_dir: Path) -> None:
