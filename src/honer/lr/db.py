@@ -73,17 +73,39 @@ class PolicyDatabase:
         self.timeout_s = timeout_s
 
     def _connect(self) -> sqlite3.Connection:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=self.timeout_s)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(SCHEMA)
-            return conn
-        except (sqlite3.Error, OSError) as err:
-            raise PolicyDatabaseError(
-                f"{self.path}: cannot open the LR policy database ({err}). If the file is corrupt, "
-                "move it away (a new one is created); set HONER_LR_DB to use another file."
-            ) from None
+        """Open (and on first use create) the database, waiting out other writers.
+
+        Switching to WAL and creating the table take a write lock that SQLite may refuse at once
+        ("database is locked") while another process does the same, without calling the busy
+        handler, so opening retries until `timeout_s`.
+        """
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            conn = None
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, timeout=self.timeout_s)
+                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(SCHEMA)
+                return conn
+            except sqlite3.OperationalError as err:
+                if conn is not None:
+                    conn.close()
+                if "locked" in str(err) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                raise self._open_error(err) from None
+            except (sqlite3.Error, OSError) as err:
+                if conn is not None:
+                    conn.close()
+                raise self._open_error(err) from None
+
+    def _open_error(self, err: Exception) -> PolicyDatabaseError:
+        return PolicyDatabaseError(
+            f"{self.path}: cannot open the LR policy database ({err}). If the file is corrupt, "
+            "move it away (a new one is created); set HONER_LR_DB to use another file."
+        )
 
     def record(self, run: RunRecord) -> None:
         row = asdict(run)
