@@ -231,3 +231,11 @@ def test_tensorboard_and_mlflow_receive_the_metrics(tmp_path: Path, tiny_model_d
     assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [1, 2, 3, 4]
     artifacts = [a.path for a in client.list_artifacts(run.info.run_id, "eval_table")]
     assert artifacts == ["eval_table/step_0000004.json"]  # the eval table, as an MLflow table
+
+
+def test_train_writes_a_model_card(tmp_path: Path, tiny_model_dir: Path) -> None:
+    cfg = write_run(tmp_path, tiny_model_dir, "max_steps: 2\n")
+    assert runner.invoke(app, ["train", str(cfg)]).exit_code == 0
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert f"base_model: {tiny_model_dir}" in card and "library_name: peft" in card
+    assert "d.jsonl" in card  # the datasets are named

@@ -14,7 +14,9 @@ from rich.text import Text
 from honer.cli.console import err_console
 from honer.cli.data import data_app
 from honer.cli.evaluate import evaluate
+from honer.cli.inference import inference
 from honer.cli.lr import lr_app
+from honer.cli.merge import merge_lora
 from honer.cli.preprocess import preprocess
 from honer.cli.validate import validate
 from honer.errors import HonerError
@@ -29,6 +31,8 @@ app = typer.Typer(
 app.command()(validate)
 app.command()(preprocess)
 app.command()(evaluate)
+app.command(name="inference")(inference)
+app.command(name="merge-lora")(merge_lora)
 app.add_typer(data_app, name="data")
 app.add_typer(lr_app, name="lr")
 

@@ -95,6 +95,7 @@ def train(
     )
     record_run(cfg, result, data.path.name, time.perf_counter() - started)
     write_report(result.output_dir, {**data.stats, "train_lengths": length_histogram(data.train)})
+    write_model_card(cfg, result.output_dir)
     if watchdog is not None and watchdog.tripped:
         raise HonerError(f"{watchdog.tripped} The last checkpoint is in {result.output_dir}.")
 
@@ -108,6 +109,17 @@ def length_histogram(dataset: Any, bins: int = 20) -> dict[str, list[int]]:
     for n in lengths:
         counts[n // width] += 1
     return {"edges": [i * width for i in range(len(counts) + 1)], "counts": counts}
+
+
+def write_model_card(cfg: Any, output_dir: Path) -> None:
+    """README.md beside the adapter/model: base model, datasets, config and final metrics
+    (replaces peft's generic card)."""
+    from honer.model.merge import model_card
+    from honer.train.checkpoint import atomic_write_text
+    from honer.train.trainer import resolved_config_yaml
+
+    card = model_card(cfg, output_dir, resolved_config_yaml(cfg), [], merged=False)
+    atomic_write_text(output_dir / "README.md", card)
 
 
 def write_report(output_dir: Path, stats: dict[str, Any]) -> None:

@@ -1,0 +1,98 @@
+"""Prompts at inference, built exactly as training built them for the config's first dataset.
+
+A model fine-tuned on one prompt layout answers well only in that layout, so inference reuses the
+training code's own pieces rather than a second copy of each template:
+
+- `alpaca`: `honer.data.formats.alpaca.build_prompt` (same preamble / `system_prompt`), tokenized
+  with `add_special_tokens=True` as training does (BOS first). Later turns of a chat append
+  `{answer}{eos}\\n\\n### Instruction:\\n…### Response:\\n`, the multi-turn Alpaca layout.
+- `chat_template` / `sharegpt`: the chat template `format_context` resolves for training, rendered
+  with `add_generation_prompt=True`, tokenized with `add_special_tokens=False` (the template
+  writes its own BOS). tests/infer/test_prompt.py checks the tokens equal the training prompt.
+- `completion` / `input_output`: the text itself (the conversation so far, joined).
+
+Generation stops at EOS and at the template's end-of-turn token (`<|im_end|>` for ChatML), which
+is often not the EOS: without it a chat model talks on into an invented next turn.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from honer.data.formats.alpaca import build_prompt
+from honer.data.formats.chat_template import end_of_turn_text
+from honer.data.formats.context import CHAT_TYPES, format_context
+from honer.data.tokenize import TokenizerView
+from honer.errors import DataError
+
+Message = dict[str, str]
+
+
+class PromptFormatter:
+    """Turns a conversation (`[{role, content}]`, last one from the user) into prompt token ids."""
+
+    def __init__(self, cfg: Any, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.dataset = cfg.datasets[0]
+        self.kind = self.dataset.type
+        self.context = format_context(cfg, self.dataset, tokenizer)
+        self.view = TokenizerView(tokenizer)
+        self.stop_ids = self._stop_ids()
+
+    @property
+    def is_chat(self) -> bool:
+        return self.kind in CHAT_TYPES
+
+    def text(self, messages: list[Message]) -> str:
+        """The prompt text (what the model reads before it answers)."""
+        if not messages or messages[-1]["role"] != "user":
+            raise DataError("a prompt needs a conversation that ends with a user message.")
+        if self.is_chat:
+            return self.view.render_chat(
+                messages, self.context.chat_template, add_generation_prompt=True
+            )
+        if self.kind == "alpaca":
+            return self._alpaca(messages)
+        return "".join(m["content"] for m in messages if m["role"] != "system")
+
+    def ids(self, messages: list[Message]) -> list[int]:
+        """Prompt token ids, with special tokens added exactly where training added them."""
+        add_special = self.kind in ("alpaca", "completion")
+        return self.view.encode(self.text(messages), add_special_tokens=add_special)
+
+    def alpaca_ids(self, instruction: str, input_text: str = "") -> list[int]:
+        """An Alpaca prompt with an `input` field (a batch row's `instruction` + `input`)."""
+        prompt = build_prompt(instruction, input_text, self._system())
+        return self.view.encode(prompt, add_special_tokens=True)
+
+    def _system(self) -> str | None:
+        return self.dataset.system_prompt
+
+    def _alpaca(self, messages: list[Message]) -> str:
+        system = next((m["content"] for m in messages if m["role"] == "system"), None)
+        system = self._system() if system is None else system
+        turns = [m for m in messages if m["role"] != "system"]
+        text = build_prompt(turns[0]["content"], "", system)
+        eos = self.tokenizer.eos_token or ""
+        for msg in turns[1:]:
+            if msg["role"] == "assistant":
+                text += f"{msg['content']}{eos}\n\n"
+            else:
+                text += f"### Instruction:\n{msg['content']}\n\n### Response:\n"
+        return text
+
+    def _stop_ids(self) -> set[int]:
+        """EOS plus the template's end-of-turn token when that is one token."""
+        stop = {self.tokenizer.eos_token_id} - {None}
+        if self.is_chat:
+            probe = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
+            try:
+                full = self.view.render_chat(probe, self.context.chat_template, False)
+            except Exception:  # a template that refuses the probe: EOS alone
+                return stop
+            end = full.rfind("Hello") + len("Hello")
+            eot = end_of_turn_text(full, end, len(full))
+            ids = self.view.encode(eot, add_special_tokens=False) if eot else []
+            if len(ids) == 1:
+                stop.add(ids[0])
+        return stop

@@ -1,0 +1,127 @@
+"""merge-lora: merged logits equal the adapter model's; QLoRA in both base modes; safety checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from honer.errors import ModelError, NotSupportedError
+from tests.merge.adapter_util import logits, make_adapter
+
+
+def _load(folder: Path):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("rslora", [False, True])
+def test_lora_merge_equals_adapter_logits(tiny_model_dir, tmp_path, rslora) -> None:
+    from honer.model.merge import merge_from_config
+
+    cfg, adapted = make_adapter(tiny_model_dir, tmp_path / "run", peft_use_rslora=rslora)
+    result = merge_from_config(cfg, None, tmp_path / "merged", max_shard_size=200_000)
+    assert result.shards > 1 and (tmp_path / "merged" / "model.safetensors.index.json").is_file()
+    assert result.merged_tensors == 14  # 7 linear layers × 2 decoder layers
+    merged = _load(tmp_path / "merged")
+    gap = (logits(merged) - logits(adapted)).abs().max().item()
+    base_gap = (logits(_load(tiny_model_dir)) - logits(adapted)).abs().max().item()
+    print(f"LoRA (rslora={rslora}) merge logit gap: {gap:.2e} (adapter vs base: {base_gap:.2e})")
+    assert gap <= 1e-4
+    assert base_gap > 1e-2  # the adapter really changes the model
+    card = (tmp_path / "merged" / "README.md").read_text()
+    assert str(tiny_model_dir) in card and "unused.jsonl" in card
+    assert (tmp_path / "merged" / "tokenizer.json").is_file()
+    assert (tmp_path / "merged" / "generation_config.json").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".merged")]  # no staging left
+
+
+def test_qlora_merge_both_bases(tiny_model_dir, tmp_path) -> None:
+    from honer.model.merge import merge_from_config
+
+    cfg, adapted = make_adapter(
+        tiny_model_dir, tmp_path / "run", adapter="qlora", load_in_4bit=True
+    )
+    # Before any forward: bitsandbytes' CPU kernel repacks 4-bit weights at the first matmul.
+    expected = _dequantized_plus_delta(adapted)
+    want = logits(adapted)
+    gaps = {}
+    for mode in ("dequantized", "original"):
+        merge_from_config(cfg, None, tmp_path / mode, qlora_base=mode)
+        gaps[mode] = (logits(_load(tmp_path / mode)) - want).abs().max().item()
+        assert "QLoRA" in (tmp_path / mode / "README.md").read_text()
+    print(f"QLoRA merge logit gap: {json.dumps(gaps)} (logit scale {want.abs().max().item():.2f})")
+    # The weights are exact (below); the logit gap left in `dequantized` mode is bitsandbytes'
+    # CPU 4-bit matmul, which differs from an fp32 matmul of the same de-quantized weights by
+    # ~3e-3 here. `original` adds the quantization error of the base itself (~8e-2 here).
+    assert gaps["dequantized"] <= 1e-2
+    assert gaps["original"] > 5 * gaps["dequantized"]
+    from safetensors.torch import load_file
+
+    merged = load_file(str(tmp_path / "dequantized" / "model.safetensors"))
+    for key, weight in expected.items():
+        diff = (merged[key] - weight).abs().max().item()
+        assert diff <= 1e-6, f"{key}: {diff}"
+    assert "quantization_config" not in json.loads((tmp_path / "original/config.json").read_text())
+
+
+def test_refuses_non_empty_output_without_force(tiny_model_dir, tmp_path) -> None:
+    from honer.model.merge import merge_from_config
+
+    cfg, _ = make_adapter(tiny_model_dir, tmp_path / "run")
+    out = tmp_path / "merged"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    with pytest.raises(ModelError, match="--force"):
+        merge_from_config(cfg, None, out)
+    assert (out / "keep.txt").is_file()
+    merge_from_config(cfg, None, out, force=True)
+    assert not (out / "keep.txt").exists() and (out / "model.safetensors").is_file()
+
+
+def test_dora_is_refused(tiny_model_dir, tmp_path) -> None:
+    from honer.model.merge import merge_from_config
+
+    cfg, _ = make_adapter(tiny_model_dir, tmp_path / "run", peft_use_dora=True)
+    with pytest.raises(NotSupportedError, match="DoRA"):
+        merge_from_config(cfg, None, tmp_path / "merged")
+
+
+def test_missing_adapter_names_the_flag(tiny_model_dir, tmp_path) -> None:
+    from honer.model.merge import merge_from_config
+
+    cfg, _ = make_adapter(tiny_model_dir, tmp_path / "run")
+    with pytest.raises(ModelError, match="--lora-model-dir"):
+        merge_from_config(cfg, tmp_path / "nowhere", tmp_path / "merged")
+
+
+def _dequantized_plus_delta(adapted) -> dict:
+    """Each adapted weight as the QLoRA model computes it: dequantize(4-bit) + peft's delta."""
+    import bitsandbytes.functional as bnbf
+
+    out = {}
+    for name, module in adapted.named_modules():
+        if hasattr(module, "get_delta_weight") and hasattr(module, "base_layer"):
+            weight = module.base_layer.weight
+            key = name.removeprefix("base_model.model.") + ".weight"
+            out[key] = bnbf.dequantize_4bit(weight.data, weight.quant_state) + (
+                module.get_delta_weight("default").detach()
+            )
+    assert len(out) == 14
+    return out
+
+
+def test_modules_to_save_replace_the_base_tensor(tiny_model_dir, tmp_path) -> None:
+    import torch
+
+    from honer.model.merge import merge_from_config
+
+    cfg, adapted = make_adapter(tiny_model_dir, tmp_path / "run", lora_modules_to_save=["lm_head"])
+    with torch.no_grad():  # a trained head differs from the base's
+        adapted.base_model.model.lm_head.modules_to_save["default"].weight.add_(0.1)
+    adapted.save_pretrained(tmp_path / "run")
+    merge_from_config(cfg, None, tmp_path / "merged")
+    gap = (logits(_load(tmp_path / "merged")) - logits(adapted)).abs().max().item()
+    assert gap <= 1e-4
