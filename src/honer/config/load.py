@@ -68,8 +68,6 @@ NOT_SUPPORTED: dict[str, str] = {
     "lora_o_kernel": "LoRA kernels",
     "curriculum_sampling": "curriculum sampling",
     "multipack_real_batches": "multipack real batches",
-    "sample_packing_group_size": "tuning of sample packing",
-    "sample_packing_bin_size": "tuning of sample packing",
     "deepspeed": "DeepSpeed",
     "fsdp": "FSDP",
     "fsdp_config": "FSDP",

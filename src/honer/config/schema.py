@@ -299,8 +299,18 @@ class Config(_Section):
     train_on_inputs: bool = Field(
         False, description="Also train on prompts / non-assistant turns (no masking)."
     )
-    sample_packing: bool = Field(False, description="Pack several samples into each row.")
-    eval_sample_packing: bool | None = Field(None, description="Pack the validation set too.")
+    sample_packing: bool = Field(
+        False,
+        description="Pack several samples into each row of at most `sequence_len` tokens "
+        "(attention and loss stay per sample; see docs/packing.md).",
+    )
+    eval_sample_packing: bool | None = Field(
+        None, description="Pack the validation set too (default: as `sample_packing`)."
+    )
+    sample_packing_group_size: PositiveInt = Field(
+        100_000, description="Samples bin-packed together per group (larger: fuller rows, slower)."
+    )
+    sample_packing_bin_size: PositiveInt = Field(200, description="Most samples in one packed row.")
     pad_to_sequence_len: bool = Field(False, description="Pad every batch to `sequence_len`.")
 
     # --- batch, epochs, steps -----------------------------------------------------------------

@@ -37,8 +37,6 @@ from honer.train import optim
 
 # Axolotl keys we parse but cannot honour in `train` yet: (key, is it switched on?).
 _UNSUPPORTED: tuple[tuple[str, Any], ...] = (
-    ("sample_packing", lambda cfg: cfg.sample_packing),
-    ("eval_sample_packing", lambda cfg: cfg.eval_sample_packing),
     ("hub_model_id", lambda cfg: cfg.hub_model_id is not None),
 )
 

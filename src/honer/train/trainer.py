@@ -38,10 +38,17 @@ from transformers import Trainer
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from honer.config.schema import Config
+from honer.data import packing
 from honer.errors import DataError
 from honer.train import checkpoint as ckpt
 from honer.train import optim
-from honer.train.args import StepPlan, check_supported, plan_steps, training_arguments
+from honer.train.args import (
+    StepPlan,
+    check_supported,
+    plan_steps,
+    training_arguments,
+    world_size,
+)
 from honer.train.callbacks import METRICS_FILE, ConsoleCallback, MetricsJsonlCallback
 from honer.train.collate import IGNORE_INDEX, PaddingCollator
 from honer.train.memory import is_out_of_memory, out_of_memory_error
@@ -90,6 +97,8 @@ class HonerTrainer(Trainer):
     _staging: str | None = None
     # honer's own LR policy (`lr_scheduler` beyond transformers' six), warm-up not included.
     lr_policy: Any = None
+    # What sample packing did to the training set (None without `sample_packing`).
+    packing_stats: packing.PackStats | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("compute_loss_func", token_sum_loss)
@@ -115,7 +124,10 @@ class HonerTrainer(Trainer):
         if not batches:
             return batches, None
         trained = sum(int((b["labels"][..., 1:] != IGNORE_INDEX).sum()) for b in batches)
-        tokens = sum(int(b["attention_mask"].sum()) for b in batches if "attention_mask" in b)
+        tokens = sum(
+            int(b["attention_mask"].sum() if "attention_mask" in b else b["num_real_tokens"])
+            for b in batches
+        )
         self._trained_since_log += trained
         self._tokens_since_log += tokens
         count = torch.tensor(trained, device=self.args.device)
@@ -130,6 +142,11 @@ class HonerTrainer(Trainer):
         return_outputs: bool = False,
         num_items_in_batch: Any = None,
     ) -> Any:
+        # Packed batches carry their real-token count for logging only; the model must not see
+        # it. They also need `use_cache=False`: with a cache, transformers ignores the restarting
+        # position ids and lets every token attend across sample borders (docs/packing.md).
+        if inputs.pop("num_real_tokens", None) is not None:
+            inputs["use_cache"] = False
         # Evaluation: each batch is normalised by its own trained tokens, whatever count a
         # transformers version passes in.
         if not model.training:
@@ -317,14 +334,38 @@ def build_trainer(
     has_eval = eval_dataset is not None and len(eval_dataset) > 0
     if eval_dataset is not None and has_eval:
         _check_dataset(eval_dataset, "validation")
-    plan = plan_steps(cfg, len(train_dataset), has_eval)
-    args = training_arguments(cfg, plan, has_eval)
     if tokenizer.pad_token_id is None:
         raise DataError("the tokenizer has no pad token; set `special_tokens: {pad_token: ...}`.")
-    collator = PaddingCollator(
-        pad_token_id=tokenizer.pad_token_id,
-        pad_to_length=cfg.sequence_len if cfg.pad_to_sequence_len else None,
+    pad_to_length = cfg.sequence_len if cfg.pad_to_sequence_len else None
+    collator: Any = PaddingCollator(
+        pad_token_id=tokenizer.pad_token_id, pad_to_length=pad_to_length
     )
+    pack_stats = None
+    eval_packing = (
+        cfg.sample_packing if cfg.eval_sample_packing is None else cfg.eval_sample_packing
+    )
+    if cfg.sample_packing or (has_eval and eval_packing):
+        pack = dict(
+            capacity=cfg.sequence_len,
+            seed=cfg.data_seed if cfg.data_seed is not None else cfg.seed,
+            pad_token_id=tokenizer.pad_token_id,
+            group_size=cfg.sample_packing_group_size,
+            bin_size=cfg.sample_packing_bin_size,
+        )
+        if cfg.sample_packing:
+            train_dataset, pack_stats = packing.pack_dataset(
+                train_dataset,
+                **pack,
+                world_size=world_size(),
+                micro_batch_size=cfg.micro_batch_size,
+            )
+        if has_eval and eval_packing:
+            eval_dataset, _ = packing.pack_dataset(eval_dataset, **pack)
+        # Packed rows carry position_ids; an unpacked set beside them is padded as usual.
+        collator = packing.PackedCollator(tokenizer.pad_token_id, pad_to_length, collator)
+        packing.use_segment_attention(model)  # CPU sdpa: per-sample causal blocks, ~10× faster
+    plan = plan_steps(cfg, len(train_dataset), has_eval)
+    args = training_arguments(cfg, plan, has_eval)
     trainer = HonerTrainer(
         model=model,
         args=args,
@@ -335,6 +376,7 @@ def build_trainer(
         callbacks=[MetricsJsonlCallback(cfg.output_dir)],
     )
     trainer.lr_policy = optim.lr_policy(cfg)
+    trainer.packing_stats = pack_stats
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(ConsoleCallback(console or Console(highlight=False, soft_wrap=True)))
@@ -379,6 +421,8 @@ def train(
             "masking (`train_on_inputs`, `roles_to_train`) with `honer preprocess --debug`."
         )
     if trainer.args.should_save:
+        if trainer.packing_stats is not None:
+            console.print(trainer.packing_stats.describe(), markup=False)
         console.print(_summary(plan, trained_tokens, cfg), markup=False)
         if resume_from is not None:
             console.print(f"resuming from {resume_from}", markup=False)
