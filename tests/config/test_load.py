@@ -168,7 +168,7 @@ def test_axolotl_keys_we_lack_say_not_supported_yet() -> None:
 
 
 def test_unsupported_key_left_empty_is_fine() -> None:
-    assert config_from_dict({**MINIMAL, "deepspeed": None, "fsdp": None}).base_model
+    assert config_from_dict({**MINIMAL, "rl": None, "torch_compile": None}).base_model
 
 
 def test_alias_and_its_target_together_is_an_error() -> None:

@@ -6,6 +6,7 @@ so `honer --help` and `honer validate` start in well under a second.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -13,6 +14,7 @@ from rich.text import Text
 
 from honer.cli.console import err_console
 from honer.cli.data import data_app
+from honer.cli.estimate import estimate
 from honer.cli.evaluate import evaluate
 from honer.cli.inference import inference
 from honer.cli.lr import lr_app
@@ -31,6 +33,7 @@ app = typer.Typer(
 app.command()(validate)
 app.command()(preprocess)
 app.command()(evaluate)
+app.command()(estimate)
 app.command(name="inference")(inference)
 app.command(name="merge-lora")(merge_lora)
 app.add_typer(data_app, name="data")
@@ -41,13 +44,42 @@ app.add_typer(lr_app, name="lr")
 def train(
     config: str = typer.Argument(..., help="YAML config file."),
     resume: bool = typer.Option(False, "--resume", help="Resume from the latest checkpoint."),
+    num_processes: int = typer.Option(
+        1,
+        "--num-processes",
+        min=1,
+        help="Data-parallel processes on this machine (started with torchrun; DDP unless the "
+        "config sets `fsdp` or `deepspeed`).",
+    ),
 ) -> None:
     """Train as the config says (preprocesses first when no cache exists)."""
     from pathlib import Path
 
     from honer.cli.train import train as run_train
 
-    run_train(Path(config), resume=resume)
+    run_train(Path(config), resume=resume, num_processes=num_processes)
+
+
+@app.command(name="merge-sharded-fsdp-weights")
+def merge_sharded_fsdp_weights(
+    checkpoint: str = typer.Argument(
+        ..., help="A checkpoint-N folder of a run with SHARDED_STATE_DICT checkpoints."
+    ),
+    output: str = typer.Option(
+        None, "--output", help="Folder to write into (default: CHECKPOINT/merged)."
+    ),
+) -> None:
+    """Merge an FSDP checkpoint's per-rank shards into one safetensors file (adapter or model).
+
+    The final output of an FSDP run is always whole already; this is for checkpoints."""
+    from pathlib import Path
+
+    from honer.cli.console import console
+    from honer.train.parallel import merge_sharded_fsdp_weights as merge
+
+    out = Path(output) if output else Path(checkpoint) / "merged"
+    written = merge(Path(checkpoint), out)
+    console.print(f"wrote {', '.join(written)} to {out}", markup=False)
 
 
 @app.command()
@@ -64,8 +96,10 @@ def run() -> None:
     try:
         app()
     except HonerError as err:
-        # Text, not markup: messages hold key paths like `datasets[0].type`.
-        err_console.print(Text("error: ", style="red") + Text(str(err)))
+        # Text, not markup: messages hold key paths like `datasets[0].type`. Under torchrun
+        # every rank meets the same error: rank 0 says it once.
+        if os.environ.get("RANK", "0") == "0":
+            err_console.print(Text("error: ", style="red") + Text(str(err)))
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -9,6 +9,7 @@ short message.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,15 @@ def train(
     resume: bool = typer.Option(
         False, "--resume", help="Continue from the latest checkpoint in output_dir."
     ),
+    num_processes: int = 1,
 ) -> None:
-    """Train as the config says (preprocesses first when no cache exists)."""
+    """Train as the config says (preprocesses first when no cache exists).
+
+    With `num_processes` > 1 (and not already inside a launched process) this process only
+    validates the config and starts torchrun, which runs `honer train` once per rank.
+    """
     from honer.config import load_config
+    from honer.train import parallel
 
     cfg = load_config(config)
 
@@ -39,13 +46,19 @@ def train(
     from honer.train.args import plan_steps, preflight
 
     preflight(cfg)
+    parallel.check_engine(cfg, max(num_processes, parallel.world_size()))
     checkpoint.resolve_resume(cfg, resume)
+    if num_processes > 1 and "LOCAL_RANK" not in os.environ:
+        _launch(config, resume, num_processes)  # the checks above ran once, here
+        return
 
     from honer.train.trainer import train as run_training
 
+    main = parallel.is_main_process()
     tokenizer = load_tokenizer(cfg)
-    data = load_or_prepare(cfg, tokenizer)
-    for warning in data.warnings:
+    with parallel.main_process_first(cfg):  # rank 0 tokenizes; the others load its cache
+        data = load_or_prepare(cfg, tokenizer)
+    for warning in data.warnings if main else []:
         err_console.print(Text("warning: ", style="yellow") + Text(warning))
     has_eval = data.eval is not None and len(data.eval) > 0
     plan_steps(cfg, len(data.train), has_eval)  # e.g. evals_per_epoch without a validation set
@@ -90,14 +103,34 @@ def train(
         console=console,
         callbacks=callbacks,
     )
-    console.print(
-        f"finished at step {result.global_step}; final loss {result.final_loss}", markup=False
-    )
-    record_run(cfg, result, data.path.name, time.perf_counter() - started)
-    write_report(result.output_dir, {**data.stats, "train_lengths": length_histogram(data.train)})
-    write_model_card(cfg, result.output_dir)
+    if main:
+        console.print(
+            f"finished at step {result.global_step}; final loss {result.final_loss}",
+            markup=False,
+        )
+        record_run(cfg, result, data.path.name, time.perf_counter() - started)
+        stats = {**data.stats, "train_lengths": length_histogram(data.train)}
+        write_report(result.output_dir, stats)
+        write_model_card(cfg, result.output_dir)
     if watchdog is not None and watchdog.tripped:
         raise HonerError(f"{watchdog.tripped} The last checkpoint is in {result.output_dir}.")
+
+
+def _launch(config: Path, resume: bool, num_processes: int) -> None:
+    """Run `honer train CONFIG` in `num_processes` ranks under torchrun; its exit code is ours."""
+    import subprocess
+    import sys
+
+    from honer.cli.console import console
+    from honer.train.parallel import launch_command
+
+    command = launch_command(
+        ["train", str(config), *(["--resume"] if resume else [])], num_processes
+    )
+    console.print(f"launching {num_processes} processes: {' '.join(command)}", markup=False)
+    code = subprocess.call(command)
+    if code:
+        sys.exit(code)
 
 
 def length_histogram(dataset: Any, bins: int = 20) -> dict[str, list[int]]:

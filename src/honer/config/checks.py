@@ -156,6 +156,49 @@ def _tracking(cfg: Config) -> Iterator[Problem]:
         yield "hub_strategy", "is set but `hub_model_id` is not."
 
 
+def _parallel(cfg: Config) -> Iterator[Problem]:
+    from honer.train.parallel import DEEPSPEED_PRESETS, fsdp_version
+
+    fsdp = cfg.fsdp or []
+    if cfg.deepspeed and fsdp:
+        yield "fsdp", "set together with `deepspeed`: choose one sharding engine."
+    if cfg.deepspeed and cfg.deepspeed not in DEEPSPEED_PRESETS:
+        from pathlib import Path
+
+        if not Path(cfg.deepspeed).is_file():
+            yield (
+                "deepspeed",
+                f"`{cfg.deepspeed}` is neither a shipped config ({', '.join(DEEPSPEED_PRESETS)}) "
+                "nor an existing JSON file.",
+            )
+    fsdp1 = [w for w in fsdp if w in ("hybrid_shard", "hybrid_shard_zero2", "no_shard")]
+    if fsdp1:
+        yield (
+            "fsdp",
+            f"`{fsdp1[0]}` is an FSDP1 strategy (transformers 5.20 removed FSDP1): use "
+            "`full_shard` or `shard_grad_op`; across nodes, plain DDP or `deepspeed: zero2`.",
+        )
+    if "full_shard" in fsdp and "shard_grad_op" in fsdp:
+        yield "fsdp", "`full_shard` and `shard_grad_op` are both set: choose one."
+    if (cfg.fsdp_config is not None or cfg.fsdp_version is not None) and not fsdp:
+        key = "fsdp_config" if cfg.fsdp_config is not None else "fsdp_version"
+        yield key, "is set but `fsdp` is not: set e.g. `fsdp: [full_shard, auto_wrap]`."
+    version = fsdp_version(cfg)
+    if version != 2:
+        key = "fsdp_version" if cfg.fsdp_version is not None else "fsdp_config.version"
+        yield key, f"FSDP{version} is not supported: use 2 (FSDP2, `fully_shard`)."
+    fc = cfg.fsdp_config
+    if fsdp and (cfg.load_in_4bit or cfg.load_in_8bit):
+        yield "fsdp", "FSDP with a bitsandbytes-quantized base is not supported yet: use DDP."
+    if fc is not None and fc.activation_checkpointing and cfg.gradient_checkpointing:
+        yield (
+            "gradient_checkpointing",
+            "set together with `fsdp_config.activation_checkpointing`: keep one.",
+        )
+    if cfg.ddp_find_unused_parameters is not None and (cfg.deepspeed or fsdp):
+        yield "ddp_find_unused_parameters", "applies to DDP only, not to DeepSpeed or FSDP."
+
+
 CHECKS: list[Callable[[Config], Iterator[Problem]]] = [
     _precision,
     _quantization,
@@ -165,6 +208,7 @@ CHECKS: list[Callable[[Config], Iterator[Problem]]] = [
     _schedule,
     _evals,
     _tracking,
+    _parallel,
 ]
 
 

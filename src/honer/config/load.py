@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from honer.config.checks import cross_field_problems
-from honer.config.schema import Config, DatasetConfig, EvalsConfig, SpecialTokens
+from honer.config.schema import Config, DatasetConfig, EvalsConfig, FsdpConfig, SpecialTokens
 from honer.errors import ConfigError
 
 Problem = tuple[str, str]
@@ -68,10 +68,6 @@ NOT_SUPPORTED: dict[str, str] = {
     "lora_o_kernel": "LoRA kernels",
     "curriculum_sampling": "curriculum sampling",
     "multipack_real_batches": "multipack real batches",
-    "deepspeed": "DeepSpeed",
-    "fsdp": "FSDP",
-    "fsdp_config": "FSDP",
-    "ddp_find_unused_parameters": "multi-process training",
     "auto_resume_from_checkpoints": "automatic resume (use `resume_from_checkpoint: true`)",
     "chat_template_kwargs": "extra chat-template arguments",
     "default_system_message": "a default system message",
@@ -87,6 +83,19 @@ NOT_SUPPORTED: dict[str, str] = {
 _SECTION_MODELS: dict[str, type[BaseModel]] = {
     "special_tokens": SpecialTokens,
     "evals": EvalsConfig,
+    "fsdp_config": FsdpConfig,
+}
+
+# `fsdp_config` keys of FSDP1 that FSDP2 has no use for (it keeps original parameters, syncs
+# module states through `cpu_ram_efficient_loading` and prefetches on its own).
+FSDP1_KEYS = {
+    "use_orig_params",
+    "sync_module_states",
+    "forward_prefetch",
+    "backward_prefetch",
+    "limit_all_gathers",
+    "sharding_strategy",
+    "min_num_params",
 }
 
 
@@ -124,6 +133,15 @@ def _clean_mapping(
             problems.append((path, f"config keys must be text, got {type(key).__name__}."))
             continue
         name = ALIASES.get(key, key) if model is Config else key
+        if (
+            model is FsdpConfig
+        ):  # Axolotl writes `fsdp_offload_params`, transformers `offload_params`
+            name = key.removeprefix("fsdp_")
+            if name in FSDP1_KEYS:
+                problems.append(
+                    (path, "an FSDP1 setting; honer runs FSDP2, which needs none: remove it.")
+                )
+                continue
         if name != key and name in raw and raw[name] is not None:
             problems.append((path, f"`{key}` is another name for `{name}`: set only one."))
             continue

@@ -19,6 +19,7 @@ from honer.config.schema import (
     Config,
     DatasetConfig,
     EvalsConfig,
+    FsdpConfig,
     LrPhase,
     MessageMapping,
     SpecialTokens,
@@ -37,6 +38,7 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("`message_property_mappings:`", MessageMapping),
     ("`lr_phases:` entries", LrPhase),
     ("`evals:`", EvalsConfig),
+    ("`fsdp_config:` (each key also with an `fsdp_` prefix)", FsdpConfig),
 ]
 
 

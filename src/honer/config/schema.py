@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DatasetType = Literal["alpaca", "sharegpt", "chat_template", "completion", "input_output"]
 BuiltinChatTemplate = Literal["chatml", "llama3", "mistral", "alpaca", "vicuna"]
@@ -64,6 +64,16 @@ Optimizer = Literal[
 ExcessLength = Literal["drop", "truncate"]
 ReportTo = Literal["wandb", "tensorboard", "mlflow", "none"]
 
+# Axolotl's `fsdp` words. hybrid_shard / no_shard are FSDP1 strategies (refused in checks).
+FsdpOption = Literal[
+    "full_shard",
+    "shard_grad_op",
+    "hybrid_shard",
+    "hybrid_shard_zero2",
+    "no_shard",
+    "auto_wrap",
+    "offload",
+]
 PositiveInt = Annotated[int, Field(ge=1)]
 
 
@@ -196,6 +206,45 @@ class BnbConfig(_Section):
         True, description="Quantize the quantization constants."
     )
     llm_int8_has_fp16_weight: bool = Field(False, description="8-bit: keep fp16 master weights.")
+
+
+class FsdpConfig(_Section):
+    """FSDP2 settings (Axolotl's `fsdp_config`; each key also accepted with an `fsdp_` prefix)."""
+
+    version: int = Field(
+        2,
+        description="FSDP version. Only 2 (per-parameter sharding, `fully_shard`): transformers "
+        "5.20 removed FSDP1.",
+    )
+    reshard_after_forward: bool | None = Field(
+        None,
+        description="Free gathered weights after each layer's forward (ZeRO-3-like); `false` keeps "
+        "them until backward (ZeRO-2-like). Default: from `fsdp` (full_shard → true, shard_grad_op "
+        "→ false).",
+    )
+    offload_params: bool = Field(
+        False, description="Keep parameters, gradients and optimizer state in CPU memory."
+    )
+    state_dict_type: Literal["FULL_STATE_DICT", "SHARDED_STATE_DICT"] = Field(
+        "FULL_STATE_DICT",
+        description="Checkpoint form: one gathered state dict, or one shard per rank (merge them "
+        "with `honer merge-sharded-fsdp-weights`).",
+    )
+    auto_wrap_policy: Literal["TRANSFORMER_BASED_WRAP", "NO_WRAP"] = Field(
+        "TRANSFORMER_BASED_WRAP", description="Shard layer by layer, or the model as one unit."
+    )
+    transformer_layer_cls_to_wrap: list[str] | str | None = Field(
+        None,
+        description="Layer class(es) to shard as units (default: the model's own "
+        "`_no_split_modules`, e.g. `LlamaDecoderLayer`).",
+    )
+    cpu_ram_efficient_loading: bool = Field(
+        False, description="Load weights on rank 0 only and broadcast them."
+    )
+    activation_checkpointing: bool = Field(
+        False,
+        description="FSDP's own activation checkpointing (use instead of `gradient_checkpointing`).",
+    )
 
 
 class Config(_Section):
@@ -418,6 +467,36 @@ class Config(_Section):
     strict: bool = Field(
         False, description="Turn config and data warnings into errors (e.g. EOS mismatch)."
     )
+
+    # --- multi-process ---------------------------------------------------------------------
+    deepspeed: str | None = Field(
+        None,
+        description="DeepSpeed config: `zero1`, `zero2`, `zero3`, `zero3_offload` (shipped with "
+        "honer) or the path of a JSON file.",
+    )
+    fsdp: list[FsdpOption] | None = Field(
+        None,
+        description="Shard with FSDP2: `full_shard` or `shard_grad_op`, plus `auto_wrap` and "
+        "`offload` (as in Axolotl: a list, or words in one string).",
+    )
+    fsdp_config: FsdpConfig | None = Field(None, description="FSDP settings.")
+    fsdp_version: int | None = Field(
+        None, description="Same as `fsdp_config.version` (Axolotl's top-level spelling)."
+    )
+    ddp_find_unused_parameters: bool | None = Field(
+        None,
+        description="DDP: look for parameters without a gradient each step (slower; needed when "
+        "some layers are skipped).",
+    )
+    ddp_timeout: PositiveInt = Field(
+        1800, description="Seconds a process waits for the others (e.g. rank 0 preprocessing)."
+    )
+
+    @field_validator("fsdp", mode="before")
+    @classmethod
+    def _fsdp_words(cls, value: Any) -> Any:
+        """`fsdp: "full_shard auto_wrap"` (transformers' spelling) means the list of its words."""
+        return value.split() if isinstance(value, str) else value
 
     # --- tracking & hub ----------------------------------------------------------------------
     report_to: list[ReportTo] | None = Field(

@@ -33,7 +33,8 @@ from typing import Any
 from honer.config.schema import Config
 from honer.errors import ConfigError, NotSupportedError
 from honer.model.load import use_bf16, use_fp16, use_tf32
-from honer.train import optim
+from honer.train import optim, parallel
+from honer.train.parallel import world_size
 
 # Axolotl keys we parse but cannot honour in `train` yet: (key, is it switched on?).
 _UNSUPPORTED: tuple[tuple[str, Any], ...] = (
@@ -82,11 +83,6 @@ class StepPlan:
     @property
     def epochs(self) -> float:
         return self.total_steps / self.steps_per_epoch
-
-
-def world_size() -> int:
-    """Processes in this run (set by torchrun / accelerate launch; 1 otherwise)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def _per_epoch_interval(steps_per_epoch: int, per_epoch: int) -> int:
@@ -302,4 +298,5 @@ def training_arguments(cfg: Config, plan: StepPlan, has_eval: bool) -> Any:
             kwargs["group_by_length"] = True
     if "save_safetensors" in fields:
         kwargs["save_safetensors"] = True
+    kwargs.update(parallel.training_kwargs(cfg))
     return TrainingArguments(**kwargs)

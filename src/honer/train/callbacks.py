@@ -163,3 +163,23 @@ class ConsoleCallback(TrainerCallback):
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+
+
+class EngineReportCallback(TrainerCallback):
+    """At the start of training, record what engine really runs (`parallel.json`, rank 0)."""
+
+    def __init__(self, trainer: Any, console: Console) -> None:
+        self.trainer = trainer
+        self.console = console
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        from honer import atomic
+        from honer.train import parallel
+
+        report = parallel.engine_report(self.trainer)
+        if state.is_world_process_zero:
+            path = Path(args.output_dir) / parallel.PARALLEL_FILE
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic.write_text(path, json.dumps(report, indent=2) + "\n")
+            if report["world_size"] > 1:
+                self.console.print(parallel.describe(report), markup=False)

@@ -41,15 +41,14 @@ from honer.config.schema import Config
 from honer.data import packing
 from honer.errors import DataError
 from honer.train import checkpoint as ckpt
-from honer.train import optim
-from honer.train.args import (
-    StepPlan,
-    check_supported,
-    plan_steps,
-    training_arguments,
-    world_size,
+from honer.train import optim, parallel
+from honer.train.args import StepPlan, check_supported, plan_steps, training_arguments
+from honer.train.callbacks import (
+    METRICS_FILE,
+    ConsoleCallback,
+    EngineReportCallback,
+    MetricsJsonlCallback,
 )
-from honer.train.callbacks import METRICS_FILE, ConsoleCallback, MetricsJsonlCallback
 from honer.train.collate import IGNORE_INDEX, PaddingCollator
 from honer.train.memory import is_out_of_memory, out_of_memory_error
 
@@ -106,6 +105,12 @@ class HonerTrainer(Trainer):
         self._tokens_since_log = 0
         self._trained_since_log = 0
         self._last_log_time: float | None = None
+
+    def create_accelerator_and_postprocess(self) -> None:
+        """The Trainer's accelerator, with FSDP kept on CPU (see `parallel.promote_cpu_fsdp`)."""
+        super().create_accelerator_and_postprocess()
+        parallel.promote_cpu_fsdp(self.accelerator, self.args.fsdp_plugin_args)
+        self.is_fsdp_enabled = getattr(self.accelerator.state, "fsdp_plugin", None) is not None
 
     # --- loss -------------------------------------------------------------------------------
 
@@ -304,6 +309,10 @@ def _summary(plan: StepPlan, trained_tokens: int, cfg: Config) -> str:
 def save_final(trainer: Trainer, cfg: Config) -> list[str]:
     """Write model/adapter + tokenizer + config.yml into output_dir, each file atomically."""
     out = Path(cfg.output_dir)
+    if trainer.is_fsdp_enabled:
+        # The result is one whole model/adapter even when checkpoints are sharded (the Trainer
+        # would write nothing at all for SHARDED_STATE_DICT here).
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
     if not trainer.args.should_save:
         trainer.save_model(str(out))  # other ranks take part in gathers, write nothing
         return []
@@ -356,7 +365,7 @@ def build_trainer(
             train_dataset, pack_stats = packing.pack_dataset(
                 train_dataset,
                 **pack,
-                world_size=world_size(),
+                world_size=parallel.world_size(),
                 micro_batch_size=cfg.micro_batch_size,
             )
         if has_eval and eval_packing:
@@ -379,7 +388,9 @@ def build_trainer(
     trainer.packing_stats = pack_stats
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(ConsoleCallback(console or Console(highlight=False, soft_wrap=True)))
+    console = console or Console(highlight=False, soft_wrap=True)
+    trainer.add_callback(ConsoleCallback(console))
+    trainer.add_callback(EngineReportCallback(trainer, console))
     for callback in callbacks or []:
         trainer.add_callback(callback)
     return trainer, plan
