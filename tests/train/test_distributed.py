@@ -147,3 +147,42 @@ def test_fsdp_sharded_checkpoints_merge_into_the_final_adapter(tiny_model_dir, t
     bad = _honer("merge-sharded-fsdp-weights", str(tmp_path))
     assert bad.returncode == 2
     assert "no FSDP sharded checkpoint here" in bad.stderr
+
+
+BARRIER_CHILD = """
+import os, sys, time
+from pathlib import Path
+from honer.config import config_from_dict
+from honer.train import parallel
+cfg = config_from_dict({"base_model": "m", "datasets": [{"path": "d.jsonl", "type": "alpaca"}]})
+marker = Path(sys.argv[1])
+with parallel.main_process_first(cfg):
+    if parallel.is_main_process():
+        time.sleep(3)  # rank 0 "tokenizes" slowly
+        marker.write_text("cache")
+    else:
+        print("rank1 saw", marker.read_text() if marker.exists() else "nothing")
+"""
+
+
+def test_other_ranks_wait_for_rank_0_to_prepare_the_data(tmp_path):
+    script = tmp_path / "child.py"
+    script.write_text(BARRIER_CHILD)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node=2",
+            str(script),
+            str(tmp_path / "marker"),
+        ],
+        cwd=REPO,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "rank1 saw cache" in proc.stdout
