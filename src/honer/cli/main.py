@@ -6,7 +6,6 @@ so `honer --help` and `honer validate` start in well under a second.
 
 from __future__ import annotations
 
-import os
 import sys
 
 import typer
@@ -22,6 +21,7 @@ from honer.cli.merge import merge_lora
 from honer.cli.preprocess import preprocess
 from honer.cli.validate import validate
 from honer.errors import HonerError
+from honer.train.parallel import is_main_process
 
 app = typer.Typer(
     name="honer",
@@ -98,7 +98,7 @@ def run() -> None:
     except HonerError as err:
         # Text, not markup: messages hold key paths like `datasets[0].type`. Under torchrun
         # every rank meets the same error: rank 0 says it once.
-        if os.environ.get("RANK", "0") == "0":
+        if is_main_process():
             err_console.print(Text("error: ", style="red") + Text(str(err)))
         sys.exit(err.exit_code)
     except KeyboardInterrupt:

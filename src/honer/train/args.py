@@ -34,7 +34,6 @@ from honer.config.schema import Config
 from honer.errors import ConfigError, NotSupportedError
 from honer.model.load import use_bf16, use_fp16, use_tf32
 from honer.train import optim, parallel
-from honer.train.parallel import world_size
 
 # Axolotl keys we parse but cannot honour in `train` yet: (key, is it switched on?).
 _UNSUPPORTED: tuple[tuple[str, Any], ...] = (
@@ -91,7 +90,7 @@ def _per_epoch_interval(steps_per_epoch: int, per_epoch: int) -> int:
 
 def plan_steps(cfg: Config, examples: int, has_eval: bool, ranks: int | None = None) -> StepPlan:
     """Steps per epoch and in total, warm-up, and eval/save intervals for `examples` samples."""
-    ranks = ranks or world_size()
+    ranks = ranks or parallel.world_size()
     batches = math.ceil(examples / (cfg.micro_batch_size * ranks))
     ga = cfg.gradient_accumulation_steps
     steps_per_epoch = max(1, batches // ga + int(batches % ga > 0))

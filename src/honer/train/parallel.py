@@ -76,13 +76,6 @@ def fsdp_version(cfg: Config) -> int:
     return cfg.fsdp_config.version if cfg.fsdp_config is not None else 2
 
 
-def engine(cfg: Config) -> str:
-    """`deepspeed`, `fsdp` or `ddp` (`ddp` also means one plain process when world size is 1)."""
-    if cfg.deepspeed:
-        return "deepspeed"
-    return "fsdp" if cfg.fsdp else "ddp"
-
-
 def deepspeed_config_path(value: str) -> Path:
     """A shipped preset (`zero2` → honer/configs/deepspeed/zero2.json) or the user's JSON file."""
     if value in DEEPSPEED_PRESETS:
