@@ -239,3 +239,7 @@ def test_train_writes_a_model_card(tmp_path: Path, tiny_model_dir: Path) -> None
     card = (tmp_path / "out" / "README.md").read_text()
     assert f"base_model: {tiny_model_dir}" in card and "library_name: peft" in card
     assert "d.jsonl" in card  # the datasets are named
+    (tmp_path / "full").mkdir()
+    full = write_addition_run(tmp_path / "full", tiny_model_dir, 8, "max_steps: 1\n")
+    assert runner.invoke(app, ["train", str(full)]).exit_code == 0
+    assert "library_name: transformers" in (tmp_path / "full" / "out" / "README.md").read_text()

@@ -51,9 +51,13 @@ def _model_type(base_model: str) -> str | None:
 @lr_app.command()
 def suggest(
     config: Path | None = typer.Argument(None, help="YAML config (figures read from its data)."),
-    supervised_tokens: int | None = typer.Option(None, "--supervised-tokens", min=1),
+    supervised_tokens: int | None = typer.Option(
+        None, "--supervised-tokens", min=1, help="Trained (label) tokens in the whole dataset."
+    ),
     steps: int | None = typer.Option(None, "--steps", min=1, help="Optimizer steps of the run."),
-    epochs: float | None = typer.Option(None, "--epochs", min=0.0001),
+    epochs: float | None = typer.Option(
+        None, "--epochs", min=0.0001, help="Epochs of the run (steps per epoch = steps / epochs)."
+    ),
     base_lr: float | None = typer.Option(None, "--base-lr", help="Pre-training peak LR."),
     pretrained_batch_tokens: int | None = typer.Option(
         None, "--pretrained-batch-tokens", min=1, help="Pre-training batch size in tokens."

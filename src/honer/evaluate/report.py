@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,9 @@ def plot_curves(metrics: list[dict[str, Any]], diagnosis: Diagnosis, dest: Path)
         ax.axvline(diagnosis.best_step, ls="--", color="gray", label="suggested stop")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss")
-    ax.set_title(f"{diagnosis.verdict}: {diagnosis.reason[:90]}", fontsize=9)
+    # The whole reason, wrapped (report.html shows it in full beside the plot as well).
+    title = textwrap.fill(f"{diagnosis.verdict}: {diagnosis.reason}", width=110)
+    ax.set_title(title, fontsize=8, loc="left")
     if lrs:
         ax2 = ax.twinx()
         ax2.plot(*zip(*lrs, strict=True), color="#2ca02c", alpha=0.5, label="learning rate")

@@ -457,7 +457,9 @@ def model_card(
     lines = [
         "---",
         f"base_model: {cfg.base_model}",
-        "library_name: transformers" if merged else "library_name: peft",
+        # An adapter folder is a peft artefact; a merged model or a full fine-tune loads with
+        # transformers alone.
+        "library_name: peft" if cfg.adapter and not merged else "library_name: transformers",
         "tags: [honer]",
         "---",
         "",
