@@ -77,9 +77,9 @@ def _app():
     ("extra", "error", "text"),
     [
         (
-            "sample_packing: true\n",
+            "hub_model_id: me/model\n",
             NotSupportedError,
-            "`sample_packing: true` is not supported by `honer train` yet",
+            "`hub_model_id: me/model` is not supported by `honer train` yet",
         ),
         ("bf16: true\n", ConfigError, "bf16: true, but this machine has no GPU"),
         (

@@ -451,14 +451,6 @@ def test_output_dir_and_logging_steps(model, tokenizer, tiny_model_dir, tmp_path
     ("keys", "message"),
     [
         (
-            {"sample_packing": True},
-            "`sample_packing: true` is not supported by `honer train` yet; remove it or set it to false.",
-        ),
-        (
-            {"eval_sample_packing": True},
-            "`eval_sample_packing: true` is not supported by `honer train` yet; remove it or set it to false.",
-        ),
-        (
             {"hub_model_id": "me/model"},
             "`hub_model_id: me/model` is not supported by `honer train` yet; remove it.",
         ),
