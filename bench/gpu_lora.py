@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _child import print_result, run_child, trl_padded_config
 
 SHAPES = {
     # hidden, layers, heads, kv heads, intermediate, vocab
@@ -152,7 +151,7 @@ def _trl_trainer(opts: dict[str, Any], data: Any) -> Any:
     import torch
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTTrainer
 
     qlora = opts["way"].endswith("qlora")
     dtype = torch.bfloat16 if opts["bf16"] else torch.float32
@@ -169,24 +168,11 @@ def _trl_trainer(opts: dict[str, Any], data: Any) -> Any:
     model = AutoModelForCausalLM.from_pretrained(
         opts["model_dir"], dtype=dtype, attn_implementation=opts["attn"], quantization_config=quant
     )
-    args = SFTConfig(
-        output_dir=opts["out"],
+    args = trl_padded_config(
+        opts,
         per_device_train_batch_size=opts["trl_mbs"],
-        num_train_epochs=1,
-        learning_rate=1e-4,
-        lr_scheduler_type="constant",
         logging_steps=5,
-        save_strategy="no",
-        report_to="none",
-        seed=opts["seed"],
-        max_length=opts["sequence_len"],
-        packing=False,
-        padding_free=False,
         gradient_checkpointing=True,
-        bf16=opts["bf16"],
-        fp16=False,
-        disable_tqdm=True,
-        use_cpu=opts["device"] == "cpu",
     )
     peft_config = LoraConfig(
         r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM"
@@ -228,24 +214,14 @@ def child(opts: dict[str, Any]) -> None:
     }
     if opts["device"] == "cuda":
         figures["peak_memory_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
-    print("RESULT " + json.dumps(figures), flush=True)
+    print_result(figures)
 
 
-def run_child(opts: dict[str, Any]) -> dict[str, Any]:
-    """One way in a fresh process; on CPU its peak RSS comes from `os.wait4`."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [sys.executable, __file__, "--child", json.dumps(opts)]
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read(), err.read()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{opts['way']} failed:\n{stderr[-3000:]}")
-    result = json.loads(next(x for x in stdout.splitlines() if x.startswith("RESULT "))[7:])
+def run_way(opts: dict[str, Any]) -> dict[str, Any]:
+    """One way in a fresh process; on CPU its peak memory is the child's peak RSS."""
+    result, maxrss_kb = run_child(__file__, opts)
     if opts["device"] == "cpu":
-        result["peak_memory_gb"] = round(usage.ru_maxrss / 2**20, 3)  # Linux: kilobytes
+        result["peak_memory_gb"] = round(maxrss_kb / 2**20, 3)
     return result
 
 
@@ -293,7 +269,7 @@ def main() -> None:
             "bf16": device == "cuda",
             "attn": args.attn,
         }
-        result = run_child(opts)
+        result = run_way(opts)
         result["mfu"] = round(6 * params * result["tokens_per_s"] / peak, 4)
         runs[way] = result
 

@@ -36,14 +36,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _child import print_result, run_child, trl_padded_config
 
 WAYS = ("honer_packed", "honer_padded", "trl_padded")
 WORDS = (
@@ -141,28 +140,15 @@ def _honer(opts: dict[str, Any], data: Any, packed: bool) -> tuple[Any, float, d
 
 def _trl(opts: dict[str, Any], data: Any) -> tuple[Any, float, dict[str, Any]]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTTrainer
 
-    args = SFTConfig(
-        output_dir=opts["out"],
+    args = trl_padded_config(
+        opts,
         per_device_train_batch_size=opts["mbs"],
-        num_train_epochs=1,
-        learning_rate=1e-4,
-        lr_scheduler_type="constant",
         optim="adamw_torch",
         logging_steps=10,
-        save_strategy="no",
-        report_to="none",
-        seed=opts["seed"],
-        max_length=opts["sequence_len"],
-        packing=False,
-        padding_free=False,
         gradient_checkpointing=False,
-        bf16=opts["bf16"],
-        fp16=False,
         dataloader_num_workers=0,
-        disable_tqdm=True,
-        use_cpu=opts["device"] == "cpu",
     )
     model = AutoModelForCausalLM.from_pretrained(
         opts["model_dir"], attn_implementation=opts["attn"], dtype="float32"
@@ -209,26 +195,13 @@ def child(opts: dict[str, Any]) -> None:
     }
     if opts["device"] == "cuda":
         figures["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    print("RESULT " + json.dumps(figures), flush=True)
+    print_result(figures)
 
 
-def run_child(opts: dict[str, Any]) -> dict[str, Any]:
-    """Run one way in a fresh process; its own peak RSS is the `ru_maxrss` that `os.wait4`
-    returns for it (output goes to files, so nothing reaps the child before wait4 does)."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [sys.executable, __file__, "--child", json.dumps(opts)]
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read(), err.read()
-    if proc.returncode != 0:
-        raise SystemExit(f"{opts['way']} failed:\n{stderr[-3000:]}")
-    line = next(x for x in stdout.splitlines() if x.startswith("RESULT "))
-    result = json.loads(line[len("RESULT ") :])
-    result["peak_rss_mb"] = round(usage.ru_maxrss / 1024, 1)  # Linux: kilobytes
+def run_way(opts: dict[str, Any]) -> dict[str, Any]:
+    """Run one way in a fresh process; its peak RSS is its own (`_child.run_child`)."""
+    result, maxrss_kb = run_child(__file__, opts)
+    result["peak_rss_mb"] = round(maxrss_kb / 1024, 1)
     return result
 
 
@@ -278,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
                 "attn": args.attn,
                 "bf16": args.bf16,
             }
-            runs[way] = run_child(opts)
+            runs[way] = run_way(opts)
 
     def ratio(a: str, b: str) -> float | None:
         if a in runs and b in runs:
