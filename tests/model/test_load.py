@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 
+from honer import hardware
 from honer.errors import ConfigError, ModelError
 from tests.train.data_util import config
 
@@ -117,7 +118,7 @@ def test_new_tokens_resize_embeddings(tiny_model_dir, tmp_path):
 def test_attention_kernel(keys, kernel, notice, tiny_model_dir, tmp_path, capsys, monkeypatch):
     from honer.model import load
 
-    monkeypatch.setattr(load, "_cuda_available", lambda: False)
+    monkeypatch.setattr(hardware, "cuda_available", lambda: False)
     monkeypatch.setattr(load, "_flash_attn_importable", lambda: False)
     model = _load(config(tiny_model_dir, tmp_path, **keys))
     assert model.config._attn_implementation == kernel
@@ -134,7 +135,7 @@ def test_flash_attention_chosen_when_available(tiny_model_dir, tmp_path, monkeyp
     from honer.model import load
 
     monkeypatch.setattr(load, "_flash_attn_importable", lambda: True)
-    monkeypatch.setattr(load, "_cuda_available", lambda: True)
+    monkeypatch.setattr(hardware, "cuda_available", lambda: True)
     cfg = config(tiny_model_dir, tmp_path, flash_attention=True)
     assert load.attn_implementation(cfg, torch.bfloat16) == "flash_attention_2"
     assert load.attn_implementation(cfg, torch.float32) == "sdpa"  # flash needs half precision
@@ -145,10 +146,10 @@ def test_dtype_follows_precision(tiny_model_dir, tmp_path, monkeypatch):
 
     from honer.model import load
 
-    monkeypatch.setattr(load, "bf16_supported", lambda: False)
+    monkeypatch.setattr(hardware, "bf16_supported", lambda: False)
     assert load.model_dtype(config(tiny_model_dir, tmp_path, bf16="auto")) == torch.float32
-    monkeypatch.setattr(load, "bf16_supported", lambda: True)
-    monkeypatch.setattr(load, "_cuda_available", lambda: True)
+    monkeypatch.setattr(hardware, "bf16_supported", lambda: True)
+    monkeypatch.setattr(hardware, "cuda_available", lambda: True)
     assert load.model_dtype(config(tiny_model_dir, tmp_path, bf16="auto")) == torch.bfloat16
     assert load.model_dtype(config(tiny_model_dir, tmp_path, bf16=True)) == torch.bfloat16
     # fp16: half-precision base under an adapter; float32 master weights for full fine-tuning.
@@ -160,10 +161,9 @@ def test_dtype_follows_precision(tiny_model_dir, tmp_path, monkeypatch):
 
 
 def test_bf16_true_without_hardware_support(tiny_model_dir, tmp_path, monkeypatch):
-    from honer.model import load
 
-    monkeypatch.setattr(load, "bf16_supported", lambda: False)
-    monkeypatch.setattr(load, "_cuda_available", lambda: False)
+    monkeypatch.setattr(hardware, "bf16_supported", lambda: False)
+    monkeypatch.setattr(hardware, "cuda_available", lambda: False)
     with pytest.raises(ConfigError) as err:
         _load(config(tiny_model_dir, tmp_path, bf16=True))
     assert str(err.value) == (

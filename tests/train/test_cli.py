@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from honer import hardware
 from honer.errors import ConfigError, NotSupportedError
 
 runner = CliRunner()
@@ -93,10 +94,9 @@ def _app():
 def test_train_refuses_before_loading_anything(
     extra, error, text, tiny_model_dir, tmp_path, monkeypatch
 ):
-    from honer.model import load
 
-    monkeypatch.setattr(load, "bf16_supported", lambda: False)
-    monkeypatch.setattr(load, "_cuda_available", lambda: False)
+    monkeypatch.setattr(hardware, "bf16_supported", lambda: False)
+    monkeypatch.setattr(hardware, "cuda_available", lambda: False)
     cfg = _write(tmp_path, tiny_model_dir, extra)
     cfg.write_text(
         cfg.read_text().replace("bf16: auto\n", "") if "bf16" in extra else cfg.read_text()

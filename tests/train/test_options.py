@@ -10,6 +10,7 @@ import math
 
 import pytest
 
+from honer import hardware
 from honer.errors import ConfigError, NotSupportedError
 from tests.train.data_util import config, dataset
 
@@ -366,11 +367,10 @@ def test_pad_to_sequence_len(model, tokenizer, tiny_model_dir, tmp_path):
 
 
 def test_precision_without_gpu(tiny_model_dir, tmp_path, capsys, monkeypatch):
-    from honer.model import load
     from honer.model.load import use_bf16, use_fp16, use_tf32
 
-    for name in ("bf16_supported", "_cuda_available", "_tf32_supported"):
-        monkeypatch.setattr(load, name, lambda: False)
+    for name in ("bf16_supported", "cuda_available", "tf32_supported"):
+        monkeypatch.setattr(hardware, name, lambda: False)
 
     assert use_bf16(config(tiny_model_dir, tmp_path, bf16="auto")) is False
     with pytest.raises(ConfigError) as err:

@@ -8,6 +8,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from honer import hardware
 from honer.cli.main import app
 from honer.config import config_from_dict
 from honer.errors import ConfigError, NotSupportedError
@@ -117,7 +118,7 @@ def test_deepspeed_presets_are_shipped_and_paths_accepted(tmp_path):
 
 
 def test_training_kwargs_for_cpu_ranks(monkeypatch):
-    monkeypatch.setattr(parallel, "_cuda_available", lambda: False)
+    monkeypatch.setattr(hardware, "cuda_available", lambda: False)
     cfg = config_from_dict({**MINIMAL, "deepspeed": "zero2", "ddp_timeout": 60})
     monkeypatch.setenv("WORLD_SIZE", "2")
     kwargs = parallel.training_kwargs(cfg)

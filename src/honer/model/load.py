@@ -11,6 +11,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from honer import hardware
 from honer.config.schema import Config
 from honer.errors import ConfigError, ModelError
 from honer.train.memory import is_out_of_memory, out_of_memory_error
@@ -89,19 +90,6 @@ def _notice(message: str) -> None:
     print(f"notice: {message}", file=sys.stderr)
 
 
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
-def bf16_supported() -> bool:
-    """Whether this machine runs bfloat16 mixed precision natively (a CUDA GPU of Ampere or newer)."""
-    import torch
-
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-
-
 def use_bf16(cfg: Config) -> bool:
     """Resolve `bf16` (true / false / "auto") for this machine.
 
@@ -111,11 +99,11 @@ def use_bf16(cfg: Config) -> bool:
     changes numerics and memory.
     """
     if cfg.bf16 == "auto":
-        return bf16_supported()
-    if cfg.bf16 and not bf16_supported():
+        return hardware.bf16_supported()
+    if cfg.bf16 and not hardware.bf16_supported():
         where = (
             "this GPU has no bfloat16 support (it needs Ampere or newer)"
-            if _cuda_available()
+            if hardware.cuda_available()
             else "this machine has no GPU, and bf16 mixed precision needs one"
         )
         raise ConfigError(
@@ -131,7 +119,7 @@ def use_bf16(cfg: Config) -> bool:
 
 def use_fp16(cfg: Config) -> bool:
     """`fp16` mixed precision needs a CUDA GPU (its loss scaler does not run on CPU)."""
-    if cfg.fp16 and not _cuda_available():
+    if cfg.fp16 and not hardware.cuda_available():
         raise ConfigError(
             [
                 (
@@ -143,17 +131,11 @@ def use_fp16(cfg: Config) -> bool:
     return cfg.fp16
 
 
-def _tf32_supported() -> bool:
-    import torch
-
-    return torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8
-
-
 def use_tf32(cfg: Config) -> bool:
     """TF32 is a speed hint for Ampere+ GPUs; elsewhere it is skipped with a notice."""
     if not cfg.tf32:
         return False
-    if _tf32_supported():
+    if hardware.tf32_supported():
         return True
     _notice("tf32: true has no effect without an Ampere or newer GPU; continuing without it.")
     return False
@@ -194,7 +176,7 @@ def attn_implementation(cfg: Config, dtype: Any = None) -> str | None:
     if not cfg.flash_attention:
         return None
     missing = []
-    if not _cuda_available():
+    if not hardware.cuda_available():
         missing.append("there is no GPU")
     if not _flash_attn_importable():
         missing.append("the `flash_attn` package is not installed")
@@ -269,7 +251,7 @@ def load_model(cfg: Config, tokenizer: PreTrainedTokenizerBase) -> PreTrainedMod
     quant = quantization_config(cfg, dtype)
     if quant is not None:
         kwargs["quantization_config"] = quant
-        if _cuda_available():
+        if hardware.cuda_available():
             # Quantized weights cannot be moved after loading: place them on this rank's GPU.
             kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
     try:

@@ -30,6 +30,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from honer import hardware
 from honer.config.schema import Config
 from honer.errors import ConfigError, NotSupportedError
 from honer.model.load import use_bf16, use_fp16, use_tf32
@@ -192,12 +193,6 @@ def check_trackers(targets: list[str]) -> None:
             )
 
 
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
 def preflight(cfg: Config) -> None:
     """Every check that needs neither data nor model, so a config mistake costs no model load."""
     check_supported(cfg)
@@ -265,7 +260,7 @@ def training_arguments(cfg: Config, plan: StepPlan, has_eval: bool) -> Any:
         "prediction_loss_only": True,
         "disable_tqdm": True,  # progress is ours (rich on a TTY, plain lines otherwise)
         "dataloader_num_workers": 0,
-        "dataloader_pin_memory": _cuda_available(),
+        "dataloader_pin_memory": hardware.cuda_available(),
     }
     if plan.eval_steps is not None:
         kwargs.update(eval_strategy="steps", eval_steps=plan.eval_steps)

@@ -27,6 +27,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from honer import hardware
 from honer.errors import NotSupportedError
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ def main_process_first(cfg: Config) -> Iterator[None]:
 
     from accelerate import PartialState
 
-    cpu = not _cuda_available()
+    cpu = not hardware.cuda_available()
     state = PartialState(
         cpu=cpu, backend="gloo" if cpu else None, timeout=timedelta(seconds=cfg.ddp_timeout)
     )
@@ -115,12 +116,6 @@ def fsdp_config(cfg: Config) -> dict[str, Any]:
     return out
 
 
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
 def check_engine(cfg: Config, processes: int) -> None:
     """The engine can run: sharding needs several processes (one process would silently train
     unsharded), and DeepSpeed its package."""
@@ -144,7 +139,7 @@ def training_kwargs(cfg: Config) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"ddp_timeout": cfg.ddp_timeout}
     if cfg.ddp_find_unused_parameters is not None:
         kwargs["ddp_find_unused_parameters"] = cfg.ddp_find_unused_parameters
-    if world_size() > 1 and not _cuda_available():
+    if world_size() > 1 and not hardware.cuda_available():
         kwargs.update(use_cpu=True, ddp_backend="gloo")
     check_engine(cfg, world_size())
     if cfg.deepspeed:
