@@ -39,6 +39,8 @@ def make_adapter(base: Path, out: Path, **keys: Any) -> Any:
         for name, param in model.named_parameters():
             if "lora_B" in name:
                 param.copy_(torch.randn(param.shape, generator=gen) * 0.05)
+            elif "lora_magnitude_vector" in name:  # DoRA: move off its initial ‖W‖
+                param.mul_(1 + 0.2 * torch.randn(param.shape, generator=gen))
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return cfg, model

@@ -81,12 +81,63 @@ def test_refuses_non_empty_output_without_force(tiny_model_dir, tmp_path) -> Non
     assert not (out / "keep.txt").exists() and (out / "model.safetensors").is_file()
 
 
-def test_dora_is_refused(tiny_model_dir, tmp_path) -> None:
+@pytest.mark.parametrize("quantized", [False, True], ids=["dora", "qdora"])
+def test_dora_merge_equals_adapter_logits(tiny_model_dir, tmp_path, quantized) -> None:
+    from safetensors.torch import load_file
+
+    from honer.model.merge import DORA_NOTE, merge_from_config
+
+    keys = {"adapter": "qlora", "load_in_4bit": True} if quantized else {}
+    cfg, adapted = make_adapter(tiny_model_dir, tmp_path / "run", peft_use_dora=True, **keys)
+    rescaled, plain = _dora_expectations(adapted)
+    want = logits(adapted)
+    result = merge_from_config(cfg, None, tmp_path / "merged")
+    assert result.merged_tensors == 14
+    assert DORA_NOTE in (tmp_path / "merged" / "README.md").read_text()
+    weights = load_file(str(tmp_path / "merged" / "model.safetensors"))
+    for key, weight in rescaled.items():
+        diff = (weights[key] - weight).abs().max().item()
+        assert diff <= 1e-5, f"{key}: {diff}"
+        # make_adapter moved the magnitudes off their initial ‖W‖: without the DoRA rescale
+        # (a plain LoRA merge) the weights would be visibly different.
+        assert (weights[key] - plain[key]).abs().max().item() > 1e-3
+    gap = (logits(_load(tmp_path / "merged")) - want).abs().max().item()
+    print(f"DoRA (quantized={quantized}) merge logit gap: {gap:.2e}")
+    assert gap <= 1e-4
+
+
+def _dora_expectations(adapted) -> tuple[dict, dict]:
+    """Per adapted weight: peft's DoRA merge formula `m / ‖W + ΔW‖ · (W + ΔW)` (rows) on the
+    layer's (de-quantized) base, and the plain `W + ΔW`. Taken before any forward."""
+    from peft.utils.integrations import dequantize_module_weight
+
+    rescaled, plain = {}, {}
+    for name, module in adapted.named_modules():
+        if not (hasattr(module, "lora_magnitude_vector") and "default" in module.lora_A):
+            continue
+        key = name.removeprefix("base_model.model.") + ".weight"
+        base = dequantize_module_weight(module.get_base_layer()).float()
+        combined = (base + module.get_delta_weight("default").float()).detach()
+        magnitude = module.lora_magnitude_vector["default"].weight.detach().float()
+        rescaled[key] = (magnitude / combined.norm(dim=1)).view(-1, 1) * combined
+        plain[key] = combined
+    assert len(rescaled) == 14
+    return rescaled, plain
+
+
+def test_dora_on_embeddings_is_refused(tiny_model_dir, tmp_path) -> None:
     from honer.model.merge import merge_from_config
 
-    cfg, _ = make_adapter(tiny_model_dir, tmp_path / "run", peft_use_dora=True)
-    with pytest.raises(NotSupportedError, match="DoRA"):
+    cfg, _ = make_adapter(
+        tiny_model_dir,
+        tmp_path / "run",
+        peft_use_dora=True,
+        lora_target_linear=False,
+        lora_target_modules=["q_proj", "embed_tokens"],
+    )
+    with pytest.raises(NotSupportedError, match="DoRA on embedding layers"):
         merge_from_config(cfg, None, tmp_path / "merged")
+    assert not (tmp_path / "merged").exists()
 
 
 def test_missing_adapter_names_the_flag(tiny_model_dir, tmp_path) -> None:

@@ -59,4 +59,8 @@ def load_for_inference(
         model = PeftModel.from_pretrained(model, folder)
     except (OSError, ValueError) as err:
         raise ModelError(f"cannot load the adapter in `{folder}`: {err}") from None
+    if model.peft_config["default"].use_dora:
+        from honer.model.adapters import keep_4bit_weights_unpacked
+
+        keep_4bit_weights_unpacked(model)
     return model.eval(), tokenizer, f"{cfg.base_model} + adapter {folder}"

@@ -6,6 +6,10 @@ read one tensor at a time (`safe_open`), the adapted weights get `W += scale · 
 shards are flushed as soon as they reach `max_shard_size`: peak memory is one output shard plus
 the adapter, whatever the model size (bench/merge_memory.py measures it).
 
+DoRA adapters merge the way peft's `merge_and_unload` does: `W' = W + scale · B @ A`, then each
+output row of `W'` is rescaled to the trained magnitude, `W' · m / ‖W'‖` (the norm of each row,
+taken on the same weight the adapter saw: the de-quantized one for QLoRA).
+
 QLoRA adapters were trained against the 4-bit *de-quantized* weights, not the original ones:
 `qlora_base="dequantized"` (the default) rounds every quantized linear weight through the same
 NF4/FP4 quantization first, so the merged model reproduces the trained one; `"original"` merges
@@ -37,6 +41,7 @@ INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
 DEFAULT_MAX_SHARD = 5 * 1024**3
 QLORA_BASES = ("dequantized", "original")
+DORA_MAGNITUDE = ".lora_magnitude_vector"
 
 
 @dataclass
@@ -49,6 +54,7 @@ class LoraWeights:
     scale: float
     fan_in_fan_out: bool
     config: dict[str, Any] = field(default_factory=dict)
+    magnitudes: dict[str, torch.Tensor] = field(default_factory=dict)  # DoRA: base key → m
 
 
 @dataclass(frozen=True)
@@ -87,8 +93,6 @@ def _refuse_unsupported(config: dict[str, Any], where: Path) -> None:
     if config.get("peft_type", "LORA") != "LORA":
         raise NotSupportedError(f"{where}: a {config.get('peft_type')} adapter is not LoRA.")
     problems = {
-        "use_dora": "DoRA (its magnitude vector rescales each merged column); merge it with "
-        "peft's `merge_and_unload`",
         "rank_pattern": "per-module ranks (`rank_pattern`)",
         "alpha_pattern": "per-module alphas (`alpha_pattern`)",
         "lora_bias": "LoRA biases (`lora_bias`)",
@@ -122,8 +126,12 @@ def load_lora(adapter_dir: Path) -> LoraWeights:
     pairs: dict[str, dict[str, Any]] = {}
     embedding_keys: set[str] = set()
     replaced: dict[str, Any] = {}
+    magnitudes: dict[str, Any] = {}
     for key, tensor in load_file(str(weights_path)).items():
         name = key[len(PEFT_PREFIX) :] if key.startswith(PEFT_PREFIX) else key
+        if name.endswith(DORA_MAGNITUDE):
+            magnitudes[name[: -len(DORA_MAGNITUDE)] + ".weight"] = tensor
+            continue
         for marker, part, emb in (
             (".lora_A.weight", "A", False),
             (".lora_B.weight", "B", False),
@@ -141,6 +149,7 @@ def load_lora(adapter_dir: Path) -> LoraWeights:
     broken = [k for k, v in pairs.items() if set(v) != {"A", "B"}]
     if broken:
         raise ModelError(f"{weights_path}: LoRA A/B pair incomplete for {broken[:3]}.")
+    _check_dora(config, pairs, embedding_keys, magnitudes, weights_path)
     return LoraWeights(
         pairs={k: (v["A"], v["B"]) for k, v in pairs.items()},
         embedding_keys=embedding_keys,
@@ -148,7 +157,54 @@ def load_lora(adapter_dir: Path) -> LoraWeights:
         scale=scale,
         fan_in_fan_out=bool(config.get("fan_in_fan_out")),
         config=config,
+        magnitudes=magnitudes,
     )
+
+
+def _check_dora(
+    config: dict[str, Any],
+    pairs: dict[str, Any],
+    embedding_keys: set[str],
+    magnitudes: dict[str, Any],
+    weights_path: Path,
+) -> None:
+    """A DoRA adapter has one magnitude vector per adapted linear weight, and nothing else."""
+    if not config.get("use_dora"):
+        if magnitudes:
+            raise ModelError(
+                f"{weights_path}: holds DoRA magnitude vectors but its config has no "
+                "`use_dora: true`; the adapter folder is inconsistent."
+            )
+        return
+    if embedding_keys:
+        raise NotSupportedError(
+            f"{weights_path}: merging DoRA on embedding layers "
+            f"({sorted(embedding_keys)[:2]}) is not supported; merge it with peft's "
+            "`merge_and_unload`, or train DoRA on linear layers only."
+        )
+    missing = sorted(set(pairs) - set(magnitudes))
+    stray = sorted(set(magnitudes) - set(pairs))
+    if missing or stray:
+        raise ModelError(
+            f"{weights_path}: DoRA magnitude vectors do not match the LoRA pairs "
+            f"(missing for {missing[:3]}, without a pair: {stray[:3]}); was the adapter saved "
+            "whole?"
+        )
+
+
+def apply_dora(lora: LoraWeights, key: str, merged: torch.Tensor) -> torch.Tensor:
+    """Rescale `W + ΔW` (float32, base layout) to the trained magnitudes, as peft's DoRA merge:
+    `W' · m / ‖W'‖`, one norm per output feature (per row; per column when `fan_in_fan_out`)."""
+    magnitude = lora.magnitudes[key].float()
+    dim = 0 if lora.fan_in_fan_out else 1
+    norm = merged.norm(p=2, dim=dim)
+    if magnitude.shape != norm.shape:
+        raise ModelError(
+            f"DoRA magnitude of `{key}` is {tuple(magnitude.shape)} but the weight has "
+            f"{norm.numel()} output features: was the adapter trained on this base?"
+        )
+    factor = (magnitude / norm).unsqueeze(dim)
+    return merged * factor
 
 
 def lora_delta(lora: LoraWeights, key: str) -> torch.Tensor:
@@ -358,7 +414,10 @@ def merge_lora(
                                 f"{adapter_dir}: the adapter's `{key}` is {tuple(delta.shape)} but "
                                 f"the base's is {tuple(tensor.shape)}: was it trained on this base?"
                             )
-                        tensor = (tensor.float() + delta).to(out_dtype)
+                        tensor = tensor.float() + delta
+                        if key in lora.magnitudes:
+                            tensor = apply_dora(lora, key, tensor)
+                        tensor = tensor.to(out_dtype)
                         pending.discard(key)
                         merged += 1
                     else:
@@ -498,6 +557,13 @@ QLORA_NOTE = {
 }
 
 
+DORA_NOTE = (
+    "DoRA: each adapted weight is `W + scale · B @ A` rescaled, row by row, to the trained "
+    "magnitude vector (as peft's `merge_and_unload` does), so the merged model reproduces the "
+    "trained DoRA model."
+)
+
+
 def merge_from_config(
     cfg: Any,
     lora_model_dir: Path | None,
@@ -534,6 +600,8 @@ def merge_from_config(
             "into the original weights by loading the config without `load_in_8bit`."
         )
     notes = []
+    if json.loads((adapter_dir / ADAPTER_CONFIG).read_text()).get("use_dora"):
+        notes.append(DORA_NOTE)
     quantization = None
     if quantized:
         from honer.config.schema import BnbConfig
