@@ -140,6 +140,39 @@ def test_dora_on_embeddings_is_refused(tiny_model_dir, tmp_path) -> None:
     assert not (tmp_path / "merged").exists()
 
 
+@pytest.mark.parametrize(
+    "tamper, error",
+    [
+        ("drop_magnitude", "DoRA magnitude vectors do not match the LoRA pairs (missing for"),
+        ("config_without_dora", "holds DoRA magnitude vectors but its config has no `use_dora"),
+        ("short_magnitude", "output features: was the adapter trained on this base?"),
+    ],
+)
+def test_inconsistent_dora_adapter_is_an_error(tiny_model_dir, tmp_path, tamper, error) -> None:
+    from safetensors.torch import load_file, save_file
+
+    from honer.model.merge import merge_from_config
+
+    cfg, _ = make_adapter(tiny_model_dir, tmp_path / "run", peft_use_dora=True)
+    weights_path = tmp_path / "run" / "adapter_model.safetensors"
+    weights = load_file(str(weights_path))
+    magnitude = sorted(k for k in weights if k.endswith(".lora_magnitude_vector"))[0]
+    if tamper == "drop_magnitude":
+        del weights[magnitude]
+    elif tamper == "short_magnitude":
+        weights[magnitude] = weights[magnitude][:-1].clone()
+    else:
+        config_path = tmp_path / "run" / "adapter_config.json"
+        config = json.loads(config_path.read_text())
+        config["use_dora"] = False
+        config_path.write_text(json.dumps(config))
+    save_file(weights, str(weights_path))
+    with pytest.raises(ModelError) as err:
+        merge_from_config(cfg, None, tmp_path / "merged")
+    assert error in str(err.value)
+    assert not (tmp_path / "merged").exists()
+
+
 def test_missing_adapter_names_the_flag(tiny_model_dir, tmp_path) -> None:
     from honer.model.merge import merge_from_config
 

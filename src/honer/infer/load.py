@@ -55,12 +55,11 @@ def load_for_inference(
         return model.eval(), tokenizer, f"base model {cfg.base_model}"
     from peft import PeftModel
 
+    from honer.model.adapters import keep_dora_4bit_weights_unpacked
+
     try:
         model = PeftModel.from_pretrained(model, folder)
     except (OSError, ValueError) as err:
         raise ModelError(f"cannot load the adapter in `{folder}`: {err}") from None
-    if model.peft_config["default"].use_dora:
-        from honer.model.adapters import keep_4bit_weights_unpacked
-
-        keep_4bit_weights_unpacked(model)
+    keep_dora_4bit_weights_unpacked(model)
     return model.eval(), tokenizer, f"{cfg.base_model} + adapter {folder}"

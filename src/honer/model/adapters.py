@@ -241,8 +241,8 @@ def _check_loaded_adapter(cfg: Config, peft_config: Any) -> None:
         raise ConfigError(problems)
 
 
-def keep_4bit_weights_unpacked(model: nn.Module) -> int:
-    """Stop bitsandbytes repacking 4-bit weights for its CPU kernel; returns the layers touched.
+def keep_dora_4bit_weights_unpacked(model: nn.Module) -> None:
+    """For a DoRA adapter, stop bitsandbytes repacking its 4-bit base weights for the CPU kernel.
 
     Why: on a CPU with AVX512-BF16, bitsandbytes (0.50) rewrites a `Linear4bit` weight into a
     packed layout at its first no-grad eval-mode forward (evaluation, generation). Its own
@@ -250,14 +250,15 @@ def keep_4bit_weights_unpacked(model: nn.Module) -> int:
     at every forward to take the norm of `W + ΔW`, does not: it returns scrambled weights (max
     error 0.11 on weights of magnitude 0.08, measured on the tiny test model), so a QLoRA + DoRA
     model trains and generates with wrong magnitudes after its first evaluation. Keeping the
-    plain layout costs only CPU 4-bit inference speed; on a GPU nothing changes.
+    plain layout costs only CPU 4-bit inference speed; on a GPU nothing changes. Plain LoRA is
+    left alone: nothing but bitsandbytes' own matmul reads its weights.
     """
-    touched = 0
+    configs = getattr(model, "peft_config", {})
+    if not any(getattr(c, "use_dora", False) for c in configs.values()):
+        return
     for module in model.modules():
         if hasattr(module, "support_avx512bf16_for_cpu"):  # bitsandbytes Linear4bit
             module.support_avx512bf16_for_cpu = False
-            touched += 1
-    return touched
 
 
 def build_adapter(cfg: Config, model: nn.Module, verbose: bool = True) -> nn.Module:
@@ -299,8 +300,7 @@ def build_adapter(cfg: Config, model: nn.Module, verbose: bool = True) -> nn.Mod
             _check_loaded_adapter(cfg, trained.peft_config["default"])
         else:
             trained = get_peft_model(model, lora_config(cfg, model))
-    if cfg.adapter is not None and trained.peft_config["default"].use_dora:
-        keep_4bit_weights_unpacked(trained)
+    keep_dora_4bit_weights_unpacked(trained)
     if verbose:
         print(count_parameters(trained), file=sys.stderr)
     return trained
