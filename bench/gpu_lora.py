@@ -43,29 +43,30 @@ WAYS = ("honer_lora", "honer_qlora", "trl_lora", "trl_qlora")
 
 
 def build_model(shape: str, dest: Path, device: str) -> Path:
-    """Random-init model of `shape` (bf16 on GPU), saved with the tiny tokenizer."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    """Random-init model of `shape` (bf16 on GPU), saved with the tiny tokenizer.
 
+    The model is `honer.testing.tiny_model.build_model` at the real shape, built directly on
+    `device` (an 8B model built on the CPU in float32 would need 32 GB of RAM first)."""
+    import torch
+
+    from honer.testing.tiny_model import build_model as llama_of_shape
     from honer.testing.tiny_model import build_tokenizer
 
     if (dest / "config.json").is_file():
         return dest
     hidden, layers, heads, kv, inter, vocab = SHAPES[shape]
-    config = LlamaConfig(
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=kv,
-        intermediate_size=inter,
-        vocab_size=vocab,
-        max_position_embeddings=8192,
-        tie_word_embeddings=False,
-    )
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    torch.manual_seed(0)
     with torch.device(device):
-        model = LlamaForCausalLM(config).to(dtype)
+        model = llama_of_shape(
+            vocab,
+            hidden_size=hidden,
+            num_layers=layers,
+            num_heads=heads,
+            num_kv_heads=kv,
+            intermediate_size=inter,
+            max_positions=8192,
+            seed=0,
+        ).to(dtype)
     tokenizer = build_tokenizer(vocab_size=min(vocab, 2048), seed=0)
     model.save_pretrained(dest)
     tokenizer.save_pretrained(dest)
