@@ -1,9 +1,13 @@
-"""Write the quickstart's synthetic task: English requests → a small SQL-like query language.
+"""Write the quickstart's task: English requests → SQL over a small shop database, as chat rows.
 
-    "count orders with total equal to 42"  →  "SELECT COUNT(*) FROM orders WHERE total = 42"
+    "how many orders have a total above 420?"  →  SELECT COUNT(*) FROM orders WHERE total > 420
 
-Held-out rows use (pattern, table, column, number) combinations never seen in training, so a
-model has to learn the mapping, not memorise rows. Deterministic for a given seed.
+Each row is an OpenAI-style `messages` list (system, user, assistant), the format most
+fine-tuning data comes in (`type: chat_template`). Requests are phrased many ways (verbs,
+comparisons, word order), use five tables, fifteen columns and numbers up to 999, and combine
+filters, counts, aggregates, sorting and limits; no held-out request occurs in training, so the
+held-out rows test the mapping, not memory. The house style (upper-case keywords, no semicolon, `ORDER BY … DESC LIMIT n`) is what
+the base model does not know and the fine-tune learns. Deterministic for a given seed.
 """
 
 from __future__ import annotations
@@ -13,57 +17,100 @@ import json
 import random
 from pathlib import Path
 
+SYSTEM = "Reply with one SQL query for the shop database."
 TABLES = {
-    "users": ["age", "score"],
-    "orders": ["total", "quantity"],
-    "products": ["price", "stock"],
-    "cities": ["population", "area"],
+    "users": ("user", ["age", "score", "visits"]),
+    "orders": ("order", ["total", "quantity", "discount"]),
+    "products": ("product", ["price", "stock", "rating"]),
+    "cities": ("city", ["population", "area", "elevation"]),
+    "stores": ("store", ["revenue", "staff", "rent"]),
 }
-NUMBERS = 30  # every number is seen in training, in other (pattern, table, column) combinations
-PATTERNS = [
-    ("list {t} with {c} above {n}", "SELECT * FROM {t} WHERE {c} > {n}"),
-    ("list {t} with {c} below {n}", "SELECT * FROM {t} WHERE {c} < {n}"),
-    ("count {t} with {c} equal to {n}", "SELECT COUNT(*) FROM {t} WHERE {c} = {n}"),
-    ("show the largest {c} in {t}", "SELECT MAX({c}) FROM {t}"),
-    ("show the smallest {c} in {t}", "SELECT MIN({c}) FROM {t}"),
-]
+COMPARE = {
+    ">": ["above", "over", "greater than", "more than", "higher than"],
+    "<": ["below", "under", "less than", "lower than", "smaller than"],
+    "=": ["equal to", "exactly", "of exactly"],
+}
+LIST_VERBS = ["list", "show", "find", "get", "give me", "return"]
+COUNT_ASKS = ["count the {t} with", "how many {t} have", "number of {t} with", "count {t} whose"]
+TOP_ASKS = ["top {k} {t} by {c}", "the {k} {t} with the highest {c}", "{k} {t} with the most {c}"]
+AGG = {
+    "MAX": ["the largest {c} among {t}", "the highest {c} of all {t}", "the maximum {c} in {t}"],
+    "MIN": ["the smallest {c} among {t}", "the lowest {c} of all {t}", "the minimum {c} in {t}"],
+    "AVG": ["the average {c} of {t}", "the mean {c} across {t}"],
+}
 
 
-def all_examples() -> list[dict[str, str]]:
-    rows = []
-    for p, (ask, query) in enumerate(PATTERNS):
-        for t, cols in TABLES.items():
-            for c in cols:
-                numbers = range(NUMBERS) if "{n}" in ask else [None]
-                for n in numbers:
-                    rows.append(
-                        {
-                            "instruction": ask.format(t=t, c=c, n=n),
-                            "output": query.format(t=t, c=c, n=n),
-                            "pattern": str(p),
-                        }
-                    )
-    return rows
+def _where(rng: random.Random, cols: list[str], two: bool) -> tuple[str, str]:
+    """An English filter and its SQL condition (one or two comparisons)."""
+    picked = rng.sample(cols, 2 if two else 1)
+    words, sql = [], []
+    for c in picked:
+        op = rng.choice(list(COMPARE))
+        n = rng.randint(1, 999)
+        words.append(f"{c} {rng.choice(COMPARE[op])} {n}")
+        sql.append(f"{c} {op} {n}")
+    return " and ".join(words), " AND ".join(sql)
+
+
+def example(rng: random.Random) -> tuple[str, str]:
+    """(request, query) of a random shape: filter, two filters, count, top-k, aggregate."""
+    table = rng.choice(list(TABLES))
+    _, cols = TABLES[table]
+    kind = rng.choice(["list", "list2", "count", "top", "agg", "agg_where"])
+    if kind in ("list", "list2"):
+        words, cond = _where(rng, cols, kind == "list2")
+        ask = f"{rng.choice(LIST_VERBS)} {table} with {words}"
+        return ask, f"SELECT * FROM {table} WHERE {cond}"
+    if kind == "count":
+        words, cond = _where(rng, cols, False)
+        ask = rng.choice(COUNT_ASKS).format(t=table) + f" {words}"
+        return ask, f"SELECT COUNT(*) FROM {table} WHERE {cond}"
+    if kind == "top":
+        c, k = rng.choice(cols), rng.randint(2, 20)
+        ask = rng.choice(TOP_ASKS).format(k=k, t=table, c=c)
+        return ask, f"SELECT * FROM {table} ORDER BY {c} DESC LIMIT {k}"
+    fn = rng.choice(list(AGG))
+    c = rng.choice(cols)
+    ask = rng.choice(AGG[fn]).format(c=c, t=table)
+    if kind == "agg":
+        return ask, f"SELECT {fn}({c}) FROM {table}"
+    other = [x for x in cols if x != c]
+    words, cond = _where(rng, other, False)
+    return f"{ask} with {words}", f"SELECT {fn}({c}) FROM {table} WHERE {cond}"
+
+
+def chat(ask: str, query: str, rng: random.Random) -> dict:
+    request = rng.choice([ask, ask.capitalize(), ask + "?", ask.capitalize() + "."])
+    return {
+        "messages": [
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": request},
+            {"role": "assistant", "content": query},
+        ]
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "data")
-    parser.add_argument("--n-train", type=int, default=2000)
+    parser.add_argument("--n-train", type=int, default=360)
     parser.add_argument("--n-heldout", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    rows = all_examples()
-    random.Random(args.seed).shuffle(rows)
-    # Max/min rows are few (8 each): keep all of them in training.
-    heldout = [r for r in rows if "{n}" in PATTERNS[int(r["pattern"])][0]][: args.n_heldout]
-    seen = {r["instruction"] for r in heldout}
-    train = [r for r in rows if r["instruction"] not in seen][: args.n_train]
+    rng = random.Random(args.seed)
+    rows: list[dict] = []
+    seen: set[str] = set()
+    while len(rows) < args.n_train + args.n_heldout:
+        ask, query = example(rng)
+        if ask not in seen:  # every request is unique: held-out ones are never trained on
+            seen.add(ask)
+            rows.append(chat(ask, query, rng))
+    heldout, train = rows[: args.n_heldout], rows[args.n_heldout :]
     args.out.mkdir(parents=True, exist_ok=True)
     for name, part in (("train.jsonl", train), ("heldout.jsonl", heldout)):
         with (args.out / name).open("w") as f:
-            for r in part:
-                f.write(json.dumps({"instruction": r["instruction"], "output": r["output"]}) + "\n")
+            for row in part:
+                f.write(json.dumps(row) + "\n")
     print(f"wrote {len(train)} training rows and {len(heldout)} held-out rows to {args.out}")
 
 

@@ -117,3 +117,34 @@ def test_data_command_error_is_one_line_and_exit_2(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: {tmp_path / 'missing.csv'}: no such file or folder."
+
+
+def test_piped_output_is_laid_out_wide_enough_for_tables(monkeypatch) -> None:
+    """rich lays tables out for 80 columns when stdout is not a terminal and cuts their cells."""
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from honer.cli.console import PIPED_WIDTH, _width
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert _width(io.StringIO()) == PIPED_WIDTH == 200
+    monkeypatch.setenv("COLUMNS", "132")
+    assert _width(io.StringIO()) == 132
+    monkeypatch.delenv("COLUMNS")
+    table = Table()
+    for name in ("dataset", "path", "rows in", "samples out", "truncated", "dropped"):
+        table.add_column(name)
+    table.add_row(
+        "datasets[0]",
+        "/a/rather/long/path/to/some/training/data.jsonl",
+        "600",
+        "598",
+        "0",
+        "{'longer than sequence_len': 2}",
+    )
+    buffer = io.StringIO()
+    Console(file=buffer, width=_width(buffer)).print(table)
+    assert "/a/rather/long/path/to/some/training/data.jsonl" in buffer.getvalue()
+    assert "{'longer than sequence_len': 2}" in buffer.getvalue()

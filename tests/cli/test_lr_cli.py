@@ -62,9 +62,54 @@ def test_suggest_reads_a_real_prepared_dataset(cfg_path: Path) -> None:
     trained = load_or_prepare(cfg, load_tokenizer(cfg)).stats["train"]["trained_tokens"]
     assert f"total supervised tokens        {trained:,}" in out
     assert "steps / epochs                 20 / 2 = 10 steps per epoch" in out  # 40 rows / 4
-    assert "pre-training figures for `llama`: Llama 2 paper" in out
-    expected = 3e-4 * (trained / 10 / 4_000_000) ** 0.5
+    # A ~0.2M-parameter llama: not Llama 2's figures, the nearest size class, and it says so.
+    assert "assumed the nearest size class, GPT-3 Small (125M)" in out
+    assert "adapter factor                 10 (Schulman et al., 'LoRA Without Regret'" in out
+    expected = 10 * 6e-4 * (trained / 10 / 500_000) ** 0.5
     assert f"suggested learning_rate: {expected:.3g}" in out
+    assert "note: a step supervises" in out and "check it with `honer lr find`" in out
+    assert f"the config's learning_rate 0.001 is {0.001 / expected:.3g}x this" in out
+
+
+def test_suggest_counts_packed_steps_like_training(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """The issue's case: with sample packing training takes one step per packed row, not per
+    sample (165 vs 600 steps on SmolLM2), so tokens per step were 4x too few."""
+    from honer.data.prepare import load_or_prepare
+    from honer.model.load import load_tokenizer
+    from honer.train.trainer import build_trainer
+
+    cfg_path = write_addition_run(
+        tmp_path,
+        tiny_model_dir,
+        60,
+        "adapter: lora\nsample_packing: true\nsequence_len: 512\nmicro_batch_size: 1\n",
+    )
+    cfg = load_config(cfg_path)
+    tokenizer = load_tokenizer(cfg)
+    data = load_or_prepare(cfg, tokenizer)
+    from transformers import AutoModelForCausalLM
+
+    _, plan = build_trainer(
+        cfg, AutoModelForCausalLM.from_pretrained(tiny_model_dir), tokenizer, data.train
+    )
+    assert plan.total_steps < len(data.train) // 3  # several samples per packed row
+    out = invoke("lr", "suggest", str(cfg_path))
+    trained = data.stats["train"]["trained_tokens"]
+    assert (
+        f"steps / epochs                 {plan.total_steps} / 1 = {plan.total_steps} steps" in out
+    )
+    assert f"({len(data.train)} samples)" in out
+    expected = 10 * 6e-4 * (trained / plan.total_steps / 500_000) ** 0.5
+    assert f"suggested learning_rate: {expected:.3g}" in out
+
+
+def test_suggest_for_full_finetuning_has_no_adapter_factor(cfg_path: Path) -> None:
+    out = invoke("lr", "suggest", str(cfg_path), "--adapter", "full")
+    assert "adapter factor" not in out
+    bad = runner.invoke(app, ["lr", "suggest", str(cfg_path), "--adapter", "dora"])
+    assert bad.exit_code != 0 and "--adapter: `dora` is not one of full, lora, qlora" in str(
+        bad.exception
+    )
 
 
 def test_suggest_without_enough_figures_says_which(tmp_path: Path) -> None:

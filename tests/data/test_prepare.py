@@ -170,3 +170,80 @@ def test_multiprocess_tokenization_gives_same_tokens(make_cfg, tokenizer) -> Non
 def test_val_set_size_leaving_no_training_rows_is_explained(make_cfg, tokenizer) -> None:
     with pytest.raises(DataError, match=r"val_set_size: 20.0 gives 20 validation rows out of 20"):
         load_or_prepare(make_cfg(val_set_size=20), tokenizer)
+
+
+# SmolLM2-135M-Instruct's own template (from its GGUF): it writes a default system prompt into
+# every conversation that does not start with one.
+SMOLLM2_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
+    "Face<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + "
+    "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+LLAMA31_LIKE = (
+    "{{ '<|start_header_id|>system<|end_header_id|>\\n\\nToday Date: 26 Jul 2024\\n\\n' }}"
+    "{% if messages[0]['role'] == 'system' %}{{ messages[0]['content'] }}{% endif %}"
+    "{{ '<|eot_id|>' }}{% for m in messages %}{% if m['role'] != 'system' %}"
+    "{{ '<|start_header_id|>' + m['role'] + '<|end_header_id|>\\n\\n' + m['content'] + "
+    "'<|eot_id|>' }}{% endif %}{% endfor %}"
+)
+
+
+def test_default_system_prompt_is_found_in_the_template(tokenizer) -> None:
+    from honer.data.formats.chat_template import default_system_prompt
+    from honer.data.tokenize import TokenizerView
+
+    view = TokenizerView(tokenizer)
+    found = default_system_prompt(view, SMOLLM2_TEMPLATE)
+    assert found == "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+    assert default_system_prompt(view, None) is None  # the tiny tokenizer's plain ChatML
+    assert default_system_prompt(view, LLAMA31_LIKE) is None  # fixed headers are not a prompt
+
+
+def _chat_cfg(make_cfg, tmp_path: Path, own_system: int = 0, without: int = 4, **entry):
+    chat = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo"}]
+    system = {"role": "system", "content": "Be brief."}
+    rows = [{"messages": chat}] * without + [{"messages": [system, *chat]}] * own_system
+    data = write_rows(tmp_path / "chat.jsonl", rows)
+    raw = make_cfg().model_dump(exclude_unset=True)
+    raw.update(chat_template="jinja", chat_template_jinja=SMOLLM2_TEMPLATE)
+    raw["datasets"] = [{"path": str(data), "type": "chat_template", **entry}]
+    return config_from_dict(raw)
+
+
+def test_a_template_default_system_prompt_is_reported(make_cfg, tokenizer, tmp_path) -> None:
+    out = load_or_prepare(_chat_cfg(make_cfg, tmp_path, own_system=2), tokenizer)
+    assert len(out.notes) == 1
+    note = out.notes[0]
+    assert note.startswith(
+        'the chat template adds a default system prompt to rows without one ("You are a helpful'
+    )
+    tokens = len(
+        tokenizer.encode(
+            "You are a helpful AI assistant named SmolLM, trained by Hugging Face",
+            add_special_tokens=False,
+        )
+    )
+    share = tokens * 4 / out.stats["train"]["tokens"]
+    assert note.endswith(
+        f"(4 of 6 samples carry it, {tokens} tokens each: {share:.0%} of the training tokens)."
+    )
+    cached = load_or_prepare(_chat_cfg(make_cfg, tmp_path, own_system=2), tokenizer)
+    assert cached.from_cache and cached.notes == out.notes
+
+
+def test_no_note_when_every_row_has_its_own_system_message(make_cfg, tokenizer, tmp_path):
+    cfg = _chat_cfg(make_cfg, tmp_path, own_system=3, without=0)
+    assert load_or_prepare(cfg, tokenizer).notes == []
+
+
+def test_drop_system_message_undone_by_the_template_is_a_warning(make_cfg, tokenizer, tmp_path):
+    cfg = _chat_cfg(make_cfg, tmp_path, drop_system_message=True)
+    out = load_or_prepare(cfg, tokenizer)
+    mine = [w for w in out.warnings if "drop_system_message" in w]
+    assert len(mine) == 1 and not out.notes
+    assert mine[0].startswith("datasets[0].drop_system_message: true, but the chat template")
+    assert "`chat_template: chatml`" in mine[0]
+    with pytest.raises(DataError, match=r"strict: .*datasets\[0\].drop_system_message"):
+        load_or_prepare(cfg.model_copy(update={"strict": True}), tokenizer, force=True)

@@ -85,7 +85,24 @@ def test_too_few_points_is_unknown() -> None:
 
 def test_no_eval_curve_says_so() -> None:
     d = diagnose(curve(decaying), [])
-    assert d.verdict == "well-fit" and "no validation curve" in d.reason
+    assert d.verdict == "well-fit" and "no validation loss was logged" in d.reason
+    assert "`test_datasets`" in d.reason and "`eval_steps`" in d.reason
+
+
+def test_two_eval_points_say_what_they_can() -> None:
+    """The issue's case: `test_datasets` + `eval_steps` gave two validation points, and the
+    diagnosis said there was no validation curve above a plot that showed one."""
+    d = diagnose(curve(decaying), [(100, decaying(100) * 1.05), (200, decaying(200) * 1.05)])
+    assert d.verdict == "well-fit"
+    assert "validation loss 0.878 at step 100 → 0.841 at step 200" in d.reason
+    assert "2 evaluation(s) are too few to see a trend (3+ needed)" in d.reason
+    assert "no validation" not in d.reason
+    assert d.gap == pytest.approx(decaying(200) * 0.05, rel=0.05)
+
+
+def test_two_eval_points_with_a_large_gap_are_overfit() -> None:
+    d = diagnose(curve(decaying), [(100, 1.6), (200, 1.7)])
+    assert d.verdict == "overfit" and "fits its training set much better" in d.reason
 
 
 def test_read_metrics(tmp_path: Path) -> None:

@@ -79,6 +79,59 @@ def test_batch_writes_jsonl(run_dir) -> None:
     assert rows[0]["response"] == rows[1]["response"]  # same conversation, greedy
 
 
+def test_batch_takes_a_held_out_file_in_the_training_format(run_dir) -> None:
+    """Rows written like the training data (messages ending with the assistant's answer): the
+    prompt is everything before the first trained turn, the answer is kept as `reference`."""
+    prompts = run_dir / "heldout.jsonl"
+    chat = [
+        {"role": "user", "content": "hello world"},
+        {"role": "assistant", "content": "the answer"},
+    ]
+    prompts.write_text(
+        json.dumps({"messages": chat, "id": 1})
+        + "\n\n"
+        + json.dumps({"prompt": "hello world", "id": 2})
+        + "\n"
+    )
+    args = [str(run_dir / "c.yml"), "--file", str(prompts), "--max-new-tokens", "8"]
+    res = _invoke([*args, "--batch-size", "2"])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(x) for x in (run_dir / "heldout.responses.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == [1, 2]
+    assert rows[0]["reference"] == "the answer" and "reference" not in rows[1]
+    assert rows[0]["messages"] == chat  # the input row is kept as it was
+    assert rows[0]["response"] == rows[1]["response"]  # the same prompt, greedy
+    one_by_one = _invoke([*args, "--batch-size", "1", "--output", str(run_dir / "one.jsonl")])
+    assert one_by_one.exit_code == 0
+    again = [json.loads(x) for x in (run_dir / "one.jsonl").read_text().splitlines()]
+    assert [r["response"] for r in again] == [r["response"] for r in rows]
+
+
+def test_a_bad_row_fails_with_file_and_line_before_the_model_loads(run_dir, monkeypatch) -> None:
+    import honer.infer.load
+
+    def must_not_load(*_args, **_kwargs):
+        raise AssertionError("the model was loaded before the rows were checked")
+
+    monkeypatch.setattr(honer.infer.load, "load_source", must_not_load)
+    prompts = run_dir / "bad.jsonl"
+    prompts.write_text(
+        json.dumps({"prompt": "fine"})
+        + "\n\n"
+        + json.dumps(
+            {"messages": [{"role": "user", "content": "q"}, {"role": "wizard", "content": "x"}]}
+        )
+        + "\n"
+    )
+    res = _invoke([str(run_dir / "c.yml"), "--file", str(prompts)])
+    assert isinstance(res.exception, HonerError), res.output
+    assert str(res.exception).startswith(f"{prompts}:3: ")
+    prompts.write_text(json.dumps({"question": "?"}) + "\n")
+    res = _invoke([str(run_dir / "c.yml"), "--file", str(prompts)])
+    assert f"{prompts}:1: a row needs `prompt`, `messages`" in str(res.exception)
+    assert "the training format `chat_template` (messages)" in str(res.exception)
+
+
 def test_interactive_chat_keeps_history_and_resets(run_dir) -> None:
     from honer.config import load_config
     from honer.infer.chat import Assistant, ChatSession, interactive
@@ -152,3 +205,26 @@ def test_gradio_history_becomes_messages() -> None:
     ]
     assert to_messages(dicts, "c") == want
     assert to_messages([["a", "b"]], {"text": "c"}) == want
+
+
+def test_system_message_is_added_where_a_conversation_has_none(run_dir) -> None:
+    """Training rows that carry a system message are answered well only with it: --system adds
+    it exactly where the training rows had it."""
+    from honer.config import load_config
+    from honer.infer.prompt import PromptFormatter
+    from honer.model.load import load_tokenizer
+
+    cfg = load_config(run_dir / "c.yml")
+    tok = load_tokenizer(cfg)
+    with_flag = PromptFormatter(cfg, tok, system="Answer in SQL.")
+    written = PromptFormatter(cfg, tok)
+    user = [{"role": "user", "content": "hello"}]
+    system = [{"role": "system", "content": "Answer in SQL."}]
+    assert with_flag.ids(user) == written.ids(system + user)
+    assert with_flag.ids(user) != written.ids(user)
+    own = [{"role": "system", "content": "Other."}, *user]
+    assert with_flag.ids(own) == written.ids(own)  # a conversation's own system message wins
+    res = _invoke(
+        [str(run_dir / "c.yml"), "--prompt", "hi", "--system", "Be brief.", "--max-new-tokens", "3"]
+    )
+    assert res.exit_code == 0, res.output

@@ -13,6 +13,7 @@ from honer.lr.finder import (
     LrFindError,
     RangeTestResult,
     _is_checkpointing,
+    loss_axis_range,
     lr_at,
     range_test,
     suggestions,
@@ -142,6 +143,24 @@ def test_write_outputs_writes_json_and_png_atomically(tmp_path) -> None:
     assert json.loads(json_path.read_text())["steepest"] == 1e-4
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in (tmp_path / "find").iterdir()) == ["lr_find.json", "lr_find.png"]
+
+
+def test_the_plot_is_scaled_to_the_useful_range_not_the_divergence() -> None:
+    """A range test ends by diverging; scaled to a 40x loss spike, the falling part was a flat
+    line at the bottom of lr_find.png."""
+    smoothed = [3.0, 2.9, 2.6, 2.2, 1.9, 1.8, 1.85, 2.5, 8.0, 40.0]
+    result = RangeTestResult(
+        lrs=[10**-k for k in range(10, 0, -1)],
+        losses=smoothed,
+        smoothed=smoothed,
+        steepest=1e-7,
+        min_div_10=1e-6,
+        stopped_early=True,
+        reason="diverged",
+    )
+    low, high = loss_axis_range(result)
+    assert low == pytest.approx(1.8 - 0.12) and high == pytest.approx(3.0 + 0.3)
+    assert high < 8.0
 
 
 def _short_run_loss(tiny_model_dir, train_data, eval_data, tmp_path, lr: float) -> float:

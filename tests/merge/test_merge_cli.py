@@ -57,3 +57,33 @@ def test_merge_flag_errors(tiny_model_dir, tmp_path, args, flag) -> None:
     res = _invoke(["merge-lora", str(cfg), *args])
     assert isinstance(res.exception, HonerError), res.output
     assert flag in str(res.exception)
+
+
+def test_merge_defaults_to_the_training_dtype_not_the_stored_one(tiny_model_dir, tmp_path) -> None:
+    """A base stored in bf16 and trained in float32 (the default on CPU) merges in float32: the
+    adapter was trained against float32 weights, and a bf16 merge rounds them."""
+    import json
+
+    import torch
+    from safetensors import safe_open
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    bf16_base = tmp_path / "bf16-base"
+    AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16).save_pretrained(
+        bf16_base
+    )
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(bf16_base)
+    make_adapter(bf16_base, tmp_path / "out")
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(
+        f"base_model: {bf16_base}\ndatasets:\n  - path: d.jsonl\n    type: chat_template\n"
+        f"output_dir: {tmp_path / 'out'}\nadapter: lora\nlora_r: 4\nlora_alpha: 8\n"
+        "lora_target_linear: true\n"
+    )
+    res = _invoke(["merge-lora", str(cfg)])
+    assert res.exit_code == 0, res.output
+    merged = tmp_path / "out" / "merged"
+    with safe_open(str(merged / "model.safetensors"), "pt") as f:
+        dtypes = {f.get_slice(k).get_dtype() for k in f.keys()}  # noqa: SIM118
+    assert dtypes == {"F32"}
+    assert json.loads((merged / "config.json").read_text())["dtype"] == "float32"

@@ -18,6 +18,7 @@ from honer.errors import HonerError
 # Loopback by default: a fine-tuned model may hold private data; --host opens it wider.
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
+DEFAULT_BATCH = 16
 
 
 def _check_flags(
@@ -28,12 +29,15 @@ def _check_flags(
     host: str | None,
     port: int | None,
     share: bool,
+    batch_size: int | None = None,
 ) -> None:
     """Reject combinations where a flag would do nothing."""
     if prompt is not None and file is not None:
         raise HonerError("--prompt: cannot be combined with --file (one prompt or a file).")
     if output is not None and file is None:
         raise HonerError("--output: applies to batch mode only; give --file prompts.jsonl.")
+    if batch_size is not None and file is None:
+        raise HonerError("--batch-size: applies to batch mode only; give --file prompts.jsonl.")
     if gradio and (prompt is not None or file is not None):
         raise HonerError("--gradio: opens a web chat; it takes no --prompt or --file.")
     for flag, given in (
@@ -56,10 +60,18 @@ def inference(
         False, "--base-model-only", help="Chat with the base model, no adapter or fine-tune."
     ),
     prompt: str | None = typer.Option(None, "--prompt", help="Answer this one prompt and exit."),
+    system: str | None = typer.Option(
+        None,
+        "--system",
+        help="System message for conversations that have none (use the one your training rows "
+        "carry; chat formats and alpaca).",
+    ),
     file: Path | None = typer.Option(
         None,
         "--file",
-        help="JSONL prompts (each line `prompt`, `messages`, or alpaca `instruction`/`input`).",
+        help="JSONL prompts (each line `prompt`, `messages`, alpaca `instruction`/`input`) or "
+        "rows in the training format (prompt = before the first trained turn, the rest is kept "
+        "as `reference`).",
     ),
     output: Path | None = typer.Option(
         None, "--output", help="Where --file answers go (default: FILE stem + .responses.jsonl)."
@@ -81,9 +93,15 @@ def inference(
         None, "--port", help=f"Web chat port (default {DEFAULT_PORT})."
     ),
     share: bool = typer.Option(False, "--share", help="Also open a public gradio.live link."),
+    batch_size: int | None = typer.Option(
+        None,
+        "--batch-size",
+        min=1,
+        help=f"--file: prompts generated together (default {DEFAULT_BATCH}).",
+    ),
 ) -> None:
     """Generate with the fine-tuned model: one prompt, a JSONL batch, a terminal chat, or --gradio."""
-    _check_flags(prompt, file, output, gradio, host, port, share)
+    _check_flags(prompt, file, output, gradio, host, port, share, batch_size)
     from honer.config import load_config
     from honer.infer.stream import Sampling
 
@@ -91,17 +109,27 @@ def inference(
     sampling = Sampling(max_new_tokens, temperature, top_p, top_k, seed).check()
     rows = None
     if file is not None:
-        from honer.infer.chat import read_prompts
+        from honer.infer.batch import read_rows
 
-        rows = read_prompts(file)  # a bad file fails before the model loads
+        rows = read_rows(file)  # a bad line fails before anything loads
 
     from honer.cli.console import err_console
     from honer.infer.chat import Assistant, ChatSession
-    from honer.infer.load import load_for_inference
+    from honer.infer.load import load_source, resolve_source
     from honer.infer.prompt import PromptFormatter
+    from honer.model.load import load_tokenizer
 
-    model, tokenizer, what = load_for_inference(cfg, lora_model_dir, base_model_only)
-    assistant = Assistant(model, tokenizer, PromptFormatter(cfg, tokenizer), sampling)
+    source = resolve_source(cfg, lora_model_dir, base_model_only)
+    tokenizer = load_tokenizer(cfg)
+    formatter = PromptFormatter(cfg, tokenizer, system)
+    batch = None
+    if rows is not None and file is not None:
+        from honer.infer.batch import batch_prompts
+
+        batch = batch_prompts(formatter, rows, file)  # every row checked before the model loads
+    model = load_source(cfg, source, tokenizer)
+    what = source.describe(cfg)
+    assistant = Assistant(model, tokenizer, formatter, sampling)
     err_console.print(f"model: {what}", markup=False)
 
     def write(text: str) -> None:
@@ -113,13 +141,26 @@ def inference(
 
         app = build_app(assistant, f"honer · {what}")
         launch(app, host or DEFAULT_HOST, port or DEFAULT_PORT, share)
-    elif rows is not None and file is not None:
+    elif batch is not None and rows is not None and file is not None:
         from honer.atomic import write_text
-        from honer.infer.chat import batch_jsonl, run_batch
+        from honer.infer.batch import batch_jsonl, run_batch
+        from honer.progress import progress
 
+        if sampling.seed is not None:
+            from transformers import set_seed
+
+            set_seed(sampling.seed)
         dest = output or file.with_name(f"{file.stem}.responses.jsonl")
-        responses = run_batch(assistant, rows, file)
-        write_text(dest, batch_jsonl(rows, responses))
+        with progress("answering", len(batch)) as advance:
+            responses = run_batch(
+                model,
+                formatter,
+                batch,
+                sampling.generate_kwargs(),
+                batch_size or DEFAULT_BATCH,
+                advance,
+            )
+        write_text(dest, batch_jsonl(rows, batch, responses))
         err_console.print(f"wrote {len(responses)} answers to {dest}", markup=False)
     elif prompt is not None:
         for piece in assistant.reply([{"role": "user", "content": prompt}]):

@@ -24,15 +24,16 @@ DB_OPTION = typer.Option(None, "--db", help="Policy database file (default: HONE
 
 
 def _prepared(cfg: Any) -> tuple[Any, Any, Any]:
-    """Tokenizer, prepared data and step plan of a config, as `honer train` computes them."""
+    """Tokenizer, prepared data and step plan of a config, as `honer train` computes them
+    (with sample packing, the steps come from the packed rows)."""
     from honer.data.prepare import load_or_prepare
     from honer.model.load import load_tokenizer
-    from honer.train.args import plan_steps
+    from honer.train.args import plan_for_dataset
 
     tokenizer = load_tokenizer(cfg)
     data = load_or_prepare(cfg, tokenizer)
     has_eval = data.eval is not None and len(data.eval) > 0
-    return tokenizer, data, plan_steps(cfg, len(data.train), has_eval)
+    return tokenizer, data, plan_for_dataset(cfg, data.train, has_eval)
 
 
 def _model_type(base_model: str) -> str | None:
@@ -46,6 +47,9 @@ def _model_type(base_model: str) -> str | None:
         return AutoConfig.from_pretrained(base_model).model_type
     except (OSError, ValueError):
         return None
+
+
+ADAPTERS = ("full", "lora", "qlora")
 
 
 @lr_app.command()
@@ -62,32 +66,51 @@ def suggest(
     pretrained_batch_tokens: int | None = typer.Option(
         None, "--pretrained-batch-tokens", min=1, help="Pre-training batch size in tokens."
     ),
+    adapter: str | None = typer.Option(
+        None,
+        "--adapter",
+        help="full, lora or qlora (default: the config's `adapter`, else full); an adapter "
+        "multiplies the rule by 10.",
+    ),
 ) -> None:
-    """LR from the supervised-token rule: base_lr * sqrt(tokens per step / pretrained batch)."""
-    from honer.lr.suggest import FAMILIES
+    """LR from the supervised-token rule: base_lr * sqrt(tokens per step / pretrained batch),
+    times 10 for LoRA/QLoRA; prints every term, the figures assumed and where they do not fit."""
+    from honer.lr.suggest import pretraining_reference
     from honer.lr.suggest import suggest as apply_rule
 
-    family_note = ""
+    if adapter is not None and adapter not in ADAPTERS:
+        raise HonerError(f"--adapter: `{adapter}` is not one of {', '.join(ADAPTERS)}.")
+    notes: list[str] = []
+    figures_note = ""
+    cfg = None
     if config is not None:
         from honer.config import load_config
 
         cfg = load_config(config)
+        adapter = adapter or cfg.adapter
         if supervised_tokens is None or steps is None or epochs is None:
             _, data, plan = _prepared(cfg)
             supervised_tokens = supervised_tokens or data.stats["train"]["trained_tokens"]
             steps = steps or plan.total_steps
             epochs = epochs or plan.epochs
-        if base_lr is None or pretrained_batch_tokens is None:
-            model_type = _model_type(cfg.base_model)
-            family = FAMILIES.get(model_type or "")
-            if family is None:
-                raise HonerError(
-                    f"no pre-training figures for model type `{model_type}` (known: "
-                    f"{', '.join(FAMILIES)}); pass --base-lr and --pretrained-batch-tokens."
+            if cfg.sample_packing:
+                figures_note = (
+                    f"steps counted from the packed rows: {plan.micro_batches_per_epoch:,} "
+                    f"micro-batches per epoch from {plan.examples:,} rows "
+                    f"({len(data.train):,} samples)"
                 )
-            base_lr = base_lr or family.base_lr
-            pretrained_batch_tokens = pretrained_batch_tokens or family.pretrained_batch_tokens
-            family_note = f"pre-training figures for `{model_type}`: {family.source}"
+        if base_lr is None or pretrained_batch_tokens is None:
+            from honer.train.estimate import inspect_model
+
+            _, tensors = inspect_model(cfg)
+            from honer.model.gguf import loadable_base
+
+            figures, why = pretraining_reference(_model_type(loadable_base(cfg)), tensors.total)
+            base_lr = base_lr or figures.base_lr
+            pretrained_batch_tokens = pretrained_batch_tokens or figures.batch_tokens
+            console.print(f"{why}: {figures.source}", markup=False)
+            if "assumed" in why:
+                notes.append(why)
     missing = [
         flag
         for flag, value in (
@@ -101,14 +124,35 @@ def suggest(
     ]
     if missing:
         raise HonerError(f"give a CONFIG, or every figure: missing {', '.join(missing)}.")
+    if adapter in ("lora", "qlora") and cfg is not None and cfg.peft_use_rslora:
+        notes.append(
+            "the adapter factor was measured with LoRA's alpha/r scaling; rsLoRA's alpha/sqrt(r) "
+            "scales updates differently, so the factor may not carry over"
+        )
     try:
-        result = apply_rule(supervised_tokens, steps, epochs, base_lr, pretrained_batch_tokens)  # type: ignore[arg-type]
+        result = apply_rule(
+            supervised_tokens,  # type: ignore[arg-type]
+            steps,  # type: ignore[arg-type]
+            epochs,  # type: ignore[arg-type]
+            base_lr,  # type: ignore[arg-type]
+            pretrained_batch_tokens,  # type: ignore[arg-type]
+            adapter=None if adapter == "full" else adapter,
+            notes=tuple(notes),
+        )
     except ValueError as err:
         raise HonerError(str(err)) from None
-    if family_note:
-        console.print(family_note, markup=False)
+    if figures_note:
+        console.print(figures_note, markup=False)
     for line in result.lines():
         console.print(line, markup=False)
+    for warning in result.warnings():
+        console.print(f"note: {warning}", markup=False)
+    if cfg is not None and "learning_rate" in cfg.model_fields_set:
+        ratio = cfg.resolved_learning_rate / result.learning_rate
+        console.print(
+            f"the config's learning_rate {cfg.resolved_learning_rate:g} is {ratio:.3g}x this",
+            markup=False,
+        )
     console.print(f"suggested learning_rate: {result.learning_rate:.3g}", markup=False)
 
 
@@ -226,15 +270,20 @@ def find(
 
     cfg = load_config(config)
     tokenizer, data, _ = _prepared(cfg)
-    result = range_test(
-        cfg,
-        _model(cfg, tokenizer),
-        tokenizer,
-        data.train,
-        start_lr=start,
-        end_lr=end,
-        num_steps=steps,
-    )
+    model = _model(cfg, tokenizer)
+    from honer.progress import progress
+
+    with progress("LR range test", steps) as advance:
+        result = range_test(
+            cfg,
+            model,
+            tokenizer,
+            data.train,
+            start_lr=start,
+            end_lr=end,
+            num_steps=steps,
+            on_step=advance,
+        )
     json_path, png_path = write_outputs(result, out)
     if result.stopped_early:
         console.print(f"stopped early: {result.reason}", markup=False)

@@ -93,6 +93,9 @@ def report(output_dir: str = typer.Argument(..., help="A training run's output_d
 
 def run() -> None:
     """Console-script entry point: user errors become one short message and exit code 2."""
+    from honer.cli.quiet import quiet_third_party
+
+    quiet_third_party()
     try:
         app()
     except HonerError as err:

@@ -34,7 +34,7 @@ def merge_lora(
     dtype: str | None = typer.Option(
         None,
         "--dtype",
-        help=f"Dtype of the saved weights: {', '.join(DTYPES)} (default: the base's own).",
+        help=f"Dtype of the saved weights: {', '.join(DTYPES)} (default: the dtype training used: float32 unless the config trains in bf16/fp16).",
     ),
     max_shard_size: str = typer.Option(
         "5GB", "--max-shard-size", help="Largest safetensors file; bigger models are sharded."

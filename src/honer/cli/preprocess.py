@@ -56,8 +56,12 @@ def preprocess(
 
     tokenizer = load_tokenizer(cfg)
     data = load_or_prepare(cfg, tokenizer, force=force)
+    from rich.text import Text
+
     for warning in data.warnings:
-        err_console.print(f"[yellow]warning:[/] {warning}")
+        err_console.print(Text("warning: ", style="yellow") + Text(warning))
+    for note in data.notes:
+        err_console.print(Text(f"note: {note}"))
     _print_stats(data.stats)
     state = "loaded from cache" if data.from_cache else "written"
     console.print(f"prepared data {state}: {data.path}", markup=False)

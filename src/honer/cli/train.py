@@ -60,6 +60,8 @@ def train(
         data = load_or_prepare(cfg, tokenizer)
     for warning in data.warnings if main else []:
         err_console.print(Text("warning: ", style="yellow") + Text(warning))
+    for note in data.notes if main else []:
+        err_console.print(Text(f"note: {note}"))
     has_eval = data.eval is not None and len(data.eval) > 0
     plan_steps(cfg, len(data.train), has_eval)  # e.g. evals_per_epoch without a validation set
     model = load_model(cfg, tokenizer)

@@ -31,6 +31,23 @@ def _precision(cfg: Config) -> Iterator[Problem]:
         yield "fp16", "`fp16` and `bf16` are both true: choose one precision."
 
 
+def _gguf(cfg: Config) -> Iterator[Problem]:
+    if cfg.gguf_file is not None and cfg.base_model.lower().endswith(".gguf"):
+        yield (
+            "gguf_file",
+            "set, but `base_model` already names a .gguf file: keep one of the two (`base_model: "
+            "FOLDER` + `gguf_file: NAME`, or `base_model: FILE.gguf`).",
+        )
+    if cfg.gguf_file is not None and not cfg.gguf_file.lower().endswith(".gguf"):
+        yield "gguf_file", f"`{cfg.gguf_file}` is not a .gguf file name."
+    gguf = cfg.gguf_file is not None or cfg.base_model.lower().endswith(".gguf")
+    if gguf and cfg.base_model_config is not None:
+        yield (
+            "base_model_config",
+            "cannot be combined with a GGUF base: the GGUF file carries the model config.",
+        )
+
+
 def _quantization(cfg: Config) -> Iterator[Problem]:
     if cfg.load_in_4bit and cfg.load_in_8bit:
         yield "load_in_4bit", "`load_in_4bit` and `load_in_8bit` are both true: choose one."
@@ -201,6 +218,7 @@ def _parallel(cfg: Config) -> Iterator[Problem]:
 
 CHECKS: list[Callable[[Config], Iterator[Problem]]] = [
     _precision,
+    _gguf,
     _quantization,
     _adapter_keys,
     _either_or,

@@ -251,7 +251,14 @@ class Config(_Section):
     """A whole honer run. Field names follow Axolotl's."""
 
     # --- model & tokenizer -------------------------------------------------------------------
-    base_model: str = Field(description="Hub model name or local folder of the base model.")
+    base_model: str = Field(
+        description="Hub model name, local folder, or local `.gguf` file of the base model."
+    )
+    gguf_file: str | None = Field(
+        None,
+        description="GGUF file inside the `base_model` folder or hub repository (transformers' "
+        "`gguf_file`); converted once into a cached safetensors folder.",
+    )
     base_model_config: str | None = Field(
         None, description="Where to read the model config from, when not `base_model`."
     )

@@ -140,6 +140,21 @@ def rank_batches(rows: int, world_size: int, rank: int, micro_batch_size: int) -
     return batches[rank::world_size]
 
 
+def packed_row_count(
+    lengths: Sequence[int],
+    capacity: int,
+    seed: int,
+    group_size: int = DEFAULT_GROUP_SIZE,
+    bin_size: int = DEFAULT_BIN_SIZE,
+    world_size: int = 1,
+    micro_batch_size: int = 1,
+) -> int:
+    """Rows `pack_dataset` makes of samples of these lengths (filler rows included), so a step
+    count can be planned without building the packed rows."""
+    bins = pack(lengths, capacity, seed, group_size, bin_size)
+    return len(bins) + filler_rows(len(bins), world_size, micro_batch_size)
+
+
 def pack_row(samples: Sequence[tuple[Sequence[int], Sequence[int]]]) -> dict[str, list[int]]:
     """Concatenate (input_ids, labels) samples into one row with restarting position ids.
 

@@ -18,6 +18,8 @@ import os
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from honer.config.schema import Config, DatasetConfig
 from honer.data import sources
 from honer.data.formats import FORMATS, FormatContext
-from honer.data.formats.chat_template import eos_mismatch
+from honer.data.formats.chat_template import default_system_prompt, eos_mismatch
 from honer.data.formats.context import CHAT_TYPES, format_context
 from honer.data.tokenize import IGNORE_INDEX, FormatError, TokenizerView
 from honer.errors import DataError
@@ -59,6 +61,7 @@ class PreparedData:
     path: Path
     from_cache: bool = False
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def tokenizer_hash(tokenizer: Any) -> str:
@@ -94,6 +97,25 @@ def _mask_problem(sample_labels: list[int], ds: DatasetConfig, ctx: FormatContex
     if prompts_expected and not ctx.train_on_inputs and trained == len(sample_labels):
         return "every token is trained although prompts should be masked (the mask failed)"
     return None
+
+
+@contextmanager
+def _quiet_datasets() -> Iterator[None]:
+    """No `datasets` progress bar for the steps that take milliseconds (filter, save): the
+    tokenizing bar is the one worth watching."""
+    from datasets.utils.logging import (
+        disable_progress_bar,
+        enable_progress_bar,
+        is_progress_bar_enabled,
+    )
+
+    was_enabled = is_progress_bar_enabled()
+    disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            enable_progress_bar()
 
 
 def _tokenize_entry(
@@ -157,7 +179,8 @@ def _tokenize_entry(
         desc=f"Tokenizing {where}",
     )
     counts = Counter(mapped["status"])
-    kept = mapped.filter(lambda s: s in ("ok", "truncated"), input_columns="status")
+    with _quiet_datasets():
+        kept = mapped.filter(lambda s: s in ("ok", "truncated"), input_columns="status")
     return kept.remove_columns("status"), counts
 
 
@@ -209,6 +232,13 @@ def _tokenize_group(
     return parts
 
 
+def tokenize_entry(cfg: Config, ds: DatasetConfig, tokenizer: Any, group: str) -> Dataset:
+    """One dataset entry tokenized exactly as training tokenizes (format, masks, the
+    `sequence_len` rule, `skip_bad_rows`), without caching: for `honer evaluate --data FILE`."""
+    report: dict[str, Any] = {"datasets": [], "skipped_rows": []}
+    return _tokenize_group(cfg, [ds], group, tokenizer, report)[0]
+
+
 def _split(cfg: Config, train: Dataset) -> tuple[Dataset, Dataset | None]:
     v = cfg.val_set_size
     if v <= 0:
@@ -236,6 +266,8 @@ def prepare(cfg: Config, tokenizer: Any, dest: Path | None = None) -> PreparedDa
             )
             if warning and warning not in warnings:
                 warnings.append(warning)
+    system_notes, system_warnings = _default_system_notes(cfg, tokenizer)
+    warnings.extend(system_warnings)
     if warnings and cfg.strict:
         raise DataError("strict: " + " ".join(warnings))
     report: dict[str, Any] = {"datasets": [], "skipped_rows": []}
@@ -258,19 +290,83 @@ def prepare(cfg: Config, tokenizer: Any, dest: Path | None = None) -> PreparedDa
         "train": split_stats(train),
         "eval": split_stats(eval_set) if eval_set is not None else None,
     }
+    notes = [
+        text
+        for note, default_ids in system_notes
+        if (text := _with_share(note, default_ids, train)) is not None
+    ]
     fp = fingerprint(cfg, tokenizer)
     dest = dest or Path(cfg.dataset_prepared_path) / fp
-    _write_cache(dest, train, eval_set, {**stats, "fingerprint": fp, "warnings": warnings})
-    return PreparedData(train, eval_set, stats, dest, from_cache=False, warnings=warnings)
+    cache_stats = {**stats, "fingerprint": fp, "warnings": warnings, "notes": notes}
+    _write_cache(dest, train, eval_set, cache_stats)
+    return PreparedData(train, eval_set, stats, dest, False, warnings, notes)
+
+
+def _default_system_notes(cfg: Config, tokenizer: Any) -> tuple[list[tuple[str, int]], list[str]]:
+    """A note for each chat template that injects a default system prompt (with its token
+    count), and a warning where `drop_system_message: true` is undone by that injection."""
+    view = TokenizerView(tokenizer)
+    notes: list[tuple[str, int]] = []
+    warnings: list[str] = []
+    entries = [("datasets", cfg.datasets), ("test_datasets", cfg.test_datasets or [])]
+    for group, items in entries:
+        for i, ds in enumerate(items):
+            if ds.type not in CHAT_TYPES:
+                continue
+            default = default_system_prompt(view, format_context(cfg, ds, tokenizer).chat_template)
+            if default is None:
+                continue
+            shown = default if len(default) <= 80 else default[:77] + "..."
+            if ds.drop_system_message:
+                warning = (
+                    f"{group}[{i}].drop_system_message: true, but the chat template writes its "
+                    f'own default system prompt ("{shown}") into every conversation without one, '
+                    "so each sample still has one (masked): to train without a system prompt, use "
+                    "a template that adds none (e.g. `chat_template: chatml`)."
+                )
+                if warning not in warnings:
+                    warnings.append(warning)
+                continue
+            note = (
+                f'the chat template adds a default system prompt to rows without one ("{shown}"): '
+                "it is masked, but the model learns to answer after it; give rows a system "
+                "message, or render none with `chat_template: chatml`"
+            )
+            if all(n != note for n, _ in notes):
+                notes.append((note, view.encode(default, add_special_tokens=False)))
+    return notes, warnings
+
+
+def _contains(ids: list[int], part: list[int]) -> bool:
+    first, n = part[0], len(part)
+    return any(ids[i : i + n] == part for i, t in enumerate(ids) if t == first)
+
+
+def _with_share(note: str, default_ids: list[int], train: Dataset) -> str | None:
+    """The note with what the default prompt costs (samples that carry it, its share of the
+    training tokens), or None when no training sample carries it (rows have their own)."""
+    if not default_ids:
+        return None
+    lengths_and_hits = [(len(ids), _contains(ids, default_ids)) for ids in train["input_ids"]]
+    carrying = sum(hit for _, hit in lengths_and_hits)
+    if not carrying:
+        return None
+    total = sum(n for n, _ in lengths_and_hits)
+    share = carrying * len(default_ids) / total
+    return (
+        f"{note} ({carrying:,} of {len(lengths_and_hits):,} samples carry it, "
+        f"{len(default_ids)} tokens each: {share:.0%} of the training tokens)."
+    )
 
 
 def _write_cache(dest: Path, train: Dataset, eval_set: Dataset | None, stats: dict) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
-        train.save_to_disk(str(tmp / "train"))
-        if eval_set is not None:
-            eval_set.save_to_disk(str(tmp / "eval"))
+        with _quiet_datasets():
+            train.save_to_disk(str(tmp / "train"))
+            if eval_set is not None:
+                eval_set.save_to_disk(str(tmp / "eval"))
         (tmp / "stats.json").write_text(json.dumps(stats, indent=2))
         if dest.exists():
             shutil.rmtree(dest)
@@ -290,7 +386,9 @@ def load_cached(path: Path) -> PreparedData | None:
     stats = json.loads(stats_file.read_text())
     train = load_from_disk(str(path / "train"))
     eval_set = load_from_disk(str(path / "eval")) if (path / "eval").is_dir() else None
-    return PreparedData(train, eval_set, stats, path, True, stats.get("warnings", []))
+    return PreparedData(
+        train, eval_set, stats, path, True, stats.get("warnings", []), stats.get("notes", [])
+    )
 
 
 def load_or_prepare(cfg: Config, tokenizer: Any, force: bool = False) -> PreparedData:

@@ -115,12 +115,15 @@ def diagnose(train: list[tuple[int, float]], evals: list[tuple[int, float]]) -> 
             f"steps brought {tail_share:.0%} of the whole improvement): train longer or raise "
             "the learning rate",
         )
-    if len(evals) < MIN_EVAL_POINTS:
+    if not evals:
         return Diagnosis(
             "well-fit",
-            "training loss flattened; no validation curve to check generalisation "
-            "(set val_set_size and evals_per_epoch)",
+            "training loss flattened; no validation loss was logged, so generalisation is "
+            "unchecked: set `val_set_size` or `test_datasets`, with `eval_steps` or "
+            "`evals_per_epoch`",
         )
+    if len(evals) < MIN_EVAL_POINTS:
+        return _few_evals(steps, loss, evals)
     gap = ev[-1] - loss[-1]
     rel_gap = gap / abs(ev[-1]) if ev[-1] else 0.0
     if rel_gap > GAP_LIMIT:
@@ -134,5 +137,35 @@ def diagnose(train: list[tuple[int, float]], evals: list[tuple[int, float]]) -> 
     return Diagnosis(
         "well-fit",
         f"training and validation loss flattened with a small gap ({gap:+.3g}, {rel_gap:+.0%})",
+        gap=gap,
+    )
+
+
+def _few_evals(steps: list[int], loss: list[float], evals: list[tuple[int, float]]) -> Diagnosis:
+    """One or two validation points: no trend to read, but the gap at the last one is real."""
+    last_step, last = evals[-1]
+    train_there = loss[min(range(len(steps)), key=lambda i: abs(steps[i] - last_step))]
+    gap = last - train_there
+    rel_gap = gap / abs(last) if last else 0.0
+    if len(evals) == 1:
+        seen = f"validation loss {last:.3g} at step {last_step}"
+    else:
+        first_step, first = evals[0]
+        seen = f"validation loss {first:.3g} at step {first_step} → {last:.3g} at step {last_step}"
+    few = (
+        f"{len(evals)} evaluation(s) are too few to see a trend ({MIN_EVAL_POINTS}+ needed): "
+        "evaluate more often with `eval_steps` or `evals_per_epoch`"
+    )
+    if rel_gap > GAP_LIMIT:
+        return Diagnosis(
+            "overfit",
+            f"{seen}, training loss {train_there:.3g} there: the gap is {rel_gap:.0%} of the "
+            f"validation loss, so the model fits its training set much better than new data; {few}",
+            gap=gap,
+        )
+    return Diagnosis(
+        "well-fit",
+        f"training loss flattened; {seen}, a small gap to training ({gap:+.3g}, {rel_gap:+.0%}); "
+        f"{few}",
         gap=gap,
     )

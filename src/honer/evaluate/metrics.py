@@ -7,6 +7,7 @@ figure does not depend on the batch size or on how padding falls.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,14 @@ class LossResult:
     samples: int
 
 
-def eval_loss(model: Any, dataset: Any, pad_token_id: int, batch_size: int = 8) -> LossResult:
+def eval_loss(
+    model: Any,
+    dataset: Any,
+    pad_token_id: int,
+    batch_size: int = 8,
+    on_batch: Callable[[int], None] | None = None,
+) -> LossResult:
+    """Mean loss over every trained token of `dataset`; `on_batch(n)` after each batch."""
     import torch
 
     from honer.train.collate import PaddingCollator
@@ -40,6 +48,8 @@ def eval_loss(model: Any, dataset: Any, pad_token_id: int, batch_size: int = 8) 
                 out = model(**{k: v.to(device) for k, v in batch.items()})
             total += float(token_sum_loss(out, labels, num_items_in_batch=1)) if n else 0.0
             tokens += n
+            if on_batch is not None:
+                on_batch(len(rows))
     finally:
         model.train(was_training)
     loss = total / max(tokens, 1)

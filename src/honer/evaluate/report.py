@@ -110,6 +110,15 @@ img{max-width:100%}
 """
 
 
+def _read_json(path: Path) -> dict[str, Any] | None:
+    """A results file, or None when absent or unreadable (a report never fails on one)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def build_report(output_dir: str | Path) -> Path:
     """Write `curves.png` and `report.html` into `output_dir`; returns the HTML path."""
     out = Path(output_dir)
@@ -126,8 +135,8 @@ def build_report(output_dir: str | Path) -> Path:
     stats_path = out / "data_stats.json"
     stats = json.loads(stats_path.read_text()) if stats_path.is_file() else {}
     eval_table = _read_jsonl(out / "eval_table.jsonl")[-20:]
-    results_path = out / "evals" / "results.json"
-    assertions = json.loads(results_path.read_text()) if results_path.is_file() else None
+    assertions = _read_json(out / "evals" / "results.json")
+    base_results = _read_json(out / "evals" / "base_model" / "results.json")
 
     parts = [
         f"<h1>honer run report — {html.escape(out.name)}</h1>",
@@ -156,7 +165,21 @@ def build_report(output_dir: str | Path) -> Path:
         hist = histogram_png(stats.get("train_lengths", {}))
         if hist:
             parts.append(f"<img alt='length histogram' src='data:image/png;base64,{hist}'>")
-    if assertions:
+    if assertions or base_results:
+        parts.append("<h2>Evaluation</h2>")
+        compared = [
+            {
+                "model": name,
+                "eval loss": f"{r['loss']:.4f}",
+                "perplexity": f"{r['perplexity']:.3f}",
+                "pass rate": f"{r['overall']:.1%}" if r.get("overall") is not None else "",
+                "samples": r.get("evaluated", {}).get("samples", ""),
+            }
+            for name, r in (("base model (before)", base_results), ("this run", assertions))
+            if r
+        ]
+        parts.append(_table(compared, ["model", "eval loss", "perplexity", "pass rate", "samples"]))
+    if assertions and assertions.get("checks"):
         parts.append("<h2>Assertion evals</h2>")
         parts.append(f"<p>overall pass rate: {assertions.get('overall', 0):.1%}</p>")
         parts.append(

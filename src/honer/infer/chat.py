@@ -1,4 +1,4 @@
-"""Chat over a loaded model: one reply, a multi-turn terminal session, and JSONL batch mode.
+"""Chat over a loaded model: one reply and a multi-turn terminal session (batch: infer.batch).
 
 `Assistant` holds model, tokenizer, prompt formatter and sampling settings and answers a whole
 conversation; `ChatSession` adds the history of a terminal chat (`/reset`, `/exit`); the Gradio
@@ -7,13 +7,10 @@ app calls `Assistant.reply` with the history the browser sends, so the three sha
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from honer.errors import DataError
 from honer.infer.prompt import Message, PromptFormatter
 from honer.infer.stream import Sampling, stream
 
@@ -83,49 +80,3 @@ def interactive(
         for piece in session.send(text):
             write(piece)
         write("\n")
-
-
-def _row_prompt(assistant: Assistant, row: dict[str, Any], where: str) -> list[int]:
-    """Prompt ids of one batch row: `messages`, `instruction` (+ `input`) or `prompt`."""
-    fmt = assistant.formatter
-    ds = fmt.dataset
-    if isinstance(row.get("messages"), list):
-        return fmt.ids(row["messages"])
-    if fmt.kind == "alpaca" and isinstance(row.get(ds.field_instruction), str):
-        return fmt.alpaca_ids(row[ds.field_instruction], row.get(ds.field_input) or "")
-    if isinstance(row.get("prompt"), str):
-        return fmt.ids([{"role": "user", "content": row["prompt"]}])
-    keys = "`messages`, `prompt`" + (f", `{ds.field_instruction}`" if fmt.kind == "alpaca" else "")
-    raise DataError(f"{where}: a row needs one of {keys}.")
-
-
-def read_prompts(path: Path) -> list[dict[str, Any]]:
-    """Rows of a prompts JSONL file; a bad line is an error naming file:line."""
-    if not path.is_file():
-        raise DataError(f"--file: `{path}` does not exist.")
-    rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}:{n}: not JSON ({err.msg}).") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path}:{n}: each line must be a JSON object.")
-        rows.append(row)
-    return rows
-
-
-def run_batch(assistant: Assistant, rows: list[dict[str, Any]], source: Path) -> list[str]:
-    """One answer per row (each row its own conversation), with the rows checked first."""
-    prompts = [_row_prompt(assistant, row, f"{source}:{i + 1}") for i, row in enumerate(rows)]
-    return ["".join(assistant.reply_to_ids(ids)).strip() for ids in prompts]
-
-
-def batch_jsonl(rows: list[dict[str, Any]], responses: list[str]) -> str:
-    """Each input row with its `response` added, one JSON object per line."""
-    return "".join(
-        json.dumps({**row, "response": resp}, ensure_ascii=False) + "\n"
-        for row, resp in zip(rows, responses, strict=True)
-    )

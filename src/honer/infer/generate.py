@@ -7,6 +7,7 @@ and held-out checks build their prompts, so inference never re-implements a temp
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from honer.data.tokenize import IGNORE_INDEX
@@ -34,17 +35,22 @@ def generate(
     max_new_tokens: int = 64,
     batch_size: int = 16,
     stop_ids: set[int] | None = None,
+    on_batch: Callable[[int], None] | None = None,
+    generation: dict[str, Any] | None = None,
 ) -> list[list[int]]:
     """Greedy continuations of each prompt (stop tokens removed), in input order.
 
     Prompts are left-padded per batch with an attention mask, so batching does not change what
-    any prompt produces.
+    any prompt produces. `on_batch(n)` is called after each batch of n prompts (progress bars).
+    `generation` replaces the greedy settings with other `model.generate` arguments (sampling;
+    it must include `max_new_tokens`).
     """
     import torch
 
     stop = set(stop_ids or {tokenizer.eos_token_id}) - {None}
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else next(iter(stop))
     device = next(model.parameters()).device
+    settings = generation or {"max_new_tokens": max_new_tokens, "do_sample": False}
     outputs: list[list[int]] = []
     was_training = model.training
     model.eval()
@@ -60,13 +66,14 @@ def generate(
                 out = model.generate(
                     input_ids=ids,
                     attention_mask=mask,
-                    max_new_tokens=max_new_tokens,
-                    do_sample=False,
                     eos_token_id=sorted(stop),
                     pad_token_id=pad_id,
+                    **settings,
                 )
             for row in out[:, width:].tolist():
                 outputs.append(strip_stop(row, stop))
+            if on_batch is not None:
+                on_batch(len(batch))
     finally:
         model.train(was_training)
     return outputs

@@ -31,10 +31,17 @@ Message = dict[str, str]
 class PromptFormatter:
     """Turns a conversation (`[{role, content}]`, last one from the user) into prompt token ids."""
 
-    def __init__(self, cfg: Any, tokenizer: Any) -> None:
+    def __init__(self, cfg: Any, tokenizer: Any, system: str | None = None) -> None:
         self.tokenizer = tokenizer
         self.dataset = cfg.datasets[0]
         self.kind = self.dataset.type
+        if system is not None and self.kind not in (*CHAT_TYPES, "alpaca"):
+            raise DataError(
+                f"--system: the `{self.kind}` format has no system prompt; give the whole "
+                "prompt text instead."
+            )
+        # A system message for conversations that have none (training rows usually carry one).
+        self.system = system
         self.context = format_context(cfg, self.dataset, tokenizer)
         self.view = TokenizerView(tokenizer)
         self.stop_ids = self._stop_ids()
@@ -47,6 +54,8 @@ class PromptFormatter:
         """The prompt text (what the model reads before it answers)."""
         if not messages or messages[-1]["role"] != "user":
             raise DataError("a prompt needs a conversation that ends with a user message.")
+        if self.system is not None and messages[0]["role"] != "system":
+            messages = [{"role": "system", "content": self.system}, *messages]
         if self.is_chat:
             return self.view.render_chat(
                 messages, self.context.chat_template, add_generation_prompt=True
@@ -66,7 +75,7 @@ class PromptFormatter:
         return self.view.encode(prompt, add_special_tokens=True)
 
     def _system(self) -> str | None:
-        return self.dataset.system_prompt
+        return self.system if self.system is not None else self.dataset.system_prompt
 
     def _alpaca(self, messages: list[Message]) -> str:
         system = next((m["content"] for m in messages if m["role"] == "system"), None)

@@ -1,8 +1,7 @@
 """The policy database: one row per finished training run, in a local SQLite file.
 
 It answers "what learning rate and schedule worked for runs like this one?". The file lives under
-the user's cache folder (`$HONER_LR_DB`, else `$XDG_CACHE_HOME/honer/lr_runs.sqlite`, else
-`~/.cache/honer/lr_runs.sqlite`). Writes use SQLite's WAL journal and a busy timeout, so several
+the user's cache folder (`$HONER_LR_DB`, else `lr_runs.sqlite` in `honer.paths.cache_dir()`). Writes use SQLite's WAL journal and a busy timeout, so several
 training processes can record at once; a corrupt or locked file raises `PolicyDatabaseError`
 with the path and the fix, and `train` reports it as a warning instead of failing the run.
 """
@@ -63,8 +62,9 @@ class RunRecord:
 def default_path() -> Path:
     if os.environ.get("HONER_LR_DB"):
         return Path(os.environ["HONER_LR_DB"])
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "honer" / "lr_runs.sqlite"
+    from honer.paths import cache_dir
+
+    return cache_dir() / "lr_runs.sqlite"
 
 
 class PolicyDatabase:

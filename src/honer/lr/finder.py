@@ -34,6 +34,7 @@ import json
 import math
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -205,6 +206,7 @@ def _run(
     num_steps: int,
     smooth_beta: float,
     diverge_factor: float,
+    on_step: Callable[..., None],
 ) -> tuple[list[float], list[float], list[float], bool, str]:
     """The training loop of the test; returns (lrs, losses, smoothed, stopped_early, reason)."""
     import torch
@@ -225,6 +227,7 @@ def _run(
         lr = lr_at(step, start_lr, end_lr, num_steps)
         for group in optimizer.param_groups:
             group["lr"] = lr
+        on_step()
         micro = list(itertools.islice(batches, ga))
         trained = sum(int((b["labels"][..., 1:] != IGNORE_INDEX).sum()) for b in micro)
         if trained == 0:
@@ -281,8 +284,11 @@ def range_test(
     num_steps: int = 100,
     smooth_beta: float = 0.98,
     diverge_factor: float = 4.0,
+    on_step: Callable[..., None] | None = None,
 ) -> RangeTestResult:
     """Run the LR range test on `model` (already with its adapter) and suggest two peak LRs.
+
+    `on_step()` is called at each step (a progress bar); the test may end early on divergence.
 
     The model's weights, buffers, train/eval mode and checkpointing switch are exactly as before
     when this returns or raises; `cfg.output_dir` is not touched. Raises `LrFindError` for bad
@@ -319,7 +325,15 @@ def range_test(
         if checkpointing:
             _set_checkpointing(model, True)
         lrs, losses, smoothed, stopped_early, reason = _run(
-            trainer, model, cfg, start_lr, end_lr, num_steps, smooth_beta, diverge_factor
+            trainer,
+            model,
+            cfg,
+            start_lr,
+            end_lr,
+            num_steps,
+            smooth_beta,
+            diverge_factor,
+            on_step or (lambda: None),
         )
     finally:
         if checkpointing:
@@ -330,6 +344,19 @@ def range_test(
         shutil.rmtree(scratch, ignore_errors=True)
     steepest, min_div_10 = suggestions(lrs, smoothed)
     return RangeTestResult(lrs, losses, smoothed, steepest, min_div_10, stopped_early, reason)
+
+
+def loss_axis_range(result: RangeTestResult) -> tuple[float, float]:
+    """The loss axis of the plot: from just below the smoothed minimum to just above the start.
+
+    The last steps of a range test diverge by design; scaled to them, the useful part of the
+    curve (where the loss falls) would be a flat line at the bottom of the plot.
+    """
+    low = min(result.smoothed)
+    high = max(result.smoothed[: max(1, len(result.smoothed) // 10)])
+    high = max(high, result.smoothed[0])
+    span = (high - low) or abs(high) or 1.0
+    return low - 0.1 * span, high + 0.25 * span
 
 
 def _plot(result: RangeTestResult, tmp: str) -> None:
@@ -348,6 +375,7 @@ def _plot(result: RangeTestResult, tmp: str) -> None:
         ):
             ax.axvline(lr, color=color, linestyle="--", label=f"{name}: {lr:.2e}")
         ax.set_xscale("log")
+        ax.set_ylim(*loss_axis_range(result))
         ax.set_xlabel("learning rate")
         ax.set_ylabel("loss")
         ax.set_title("LR range test")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from honer.config.schema import Config
 from honer.errors import ConfigError, ModelError
+from honer.model import kbit
 
 if TYPE_CHECKING:
     from torch import nn
@@ -211,12 +212,6 @@ def lora_config(cfg: Config, model: nn.Module) -> Any:
     )
 
 
-def _is_quantized(model: nn.Module) -> bool:
-    return bool(
-        getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False)
-    )
-
-
 def _check_loaded_adapter(cfg: Config, peft_config: Any) -> None:
     """Keys the user set explicitly must agree with the adapter being continued."""
     pairs = {
@@ -241,38 +236,20 @@ def _check_loaded_adapter(cfg: Config, peft_config: Any) -> None:
         raise ConfigError(problems)
 
 
-def keep_dora_4bit_weights_unpacked(model: nn.Module) -> None:
-    """For a DoRA adapter, stop bitsandbytes repacking its 4-bit base weights for the CPU kernel.
-
-    Why: on a CPU with AVX512-BF16, bitsandbytes (0.50) rewrites a `Linear4bit` weight into a
-    packed layout at its first no-grad eval-mode forward (evaluation, generation). Its own
-    matmul understands the new layout, but peft's `dequantize_module_weight`, which DoRA calls
-    at every forward to take the norm of `W + ΔW`, does not: it returns scrambled weights (max
-    error 0.11 on weights of magnitude 0.08, measured on the tiny test model), so a QLoRA + DoRA
-    model trains and generates with wrong magnitudes after its first evaluation. Keeping the
-    plain layout costs only CPU 4-bit inference speed; on a GPU nothing changes. Plain LoRA is
-    left alone: nothing but bitsandbytes' own matmul reads its weights.
-    """
-    configs = getattr(model, "peft_config", {})
-    if not any(getattr(c, "use_dora", False) for c in configs.values()):
-        return
-    for module in model.modules():
-        if hasattr(module, "support_avx512bf16_for_cpu"):  # bitsandbytes Linear4bit
-            module.support_avx512bf16_for_cpu = False
-
-
 def build_adapter(cfg: Config, model: nn.Module, verbose: bool = True) -> nn.Module:
     """Return the model to train: a peft model for `adapter: lora|qlora`, else `model` in full.
 
     Quantized bases go through peft's `prepare_model_for_kbit_training` (norms in float32,
-    input gradients on) with gradient checkpointing as configured. With `lora_model_dir` the
+    input gradients on) with gradient checkpointing as configured, and their 4-bit layers are
+    kept in the layout that passes gradients (checked on one layer before returning). With `lora_model_dir` the
     existing adapter is loaded trainable instead of a new one being created.
     """
     from transformers import set_seed
 
     set_seed(cfg.seed)
+    quantized = kbit.is_quantized(model)
     if cfg.adapter is None:
-        if _is_quantized(model):
+        if quantized:
             raise ModelError(
                 "a quantized base cannot be fully fine-tuned: set `adapter: qlora` (4-bit) or "
                 "`adapter: lora` (8-bit)."
@@ -284,7 +261,7 @@ def build_adapter(cfg: Config, model: nn.Module, verbose: bool = True) -> nn.Mod
         check_new_tokens(cfg, model)
         from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
 
-        if _is_quantized(model):
+        if quantized:
             model = prepare_model_for_kbit_training(
                 model,
                 use_gradient_checkpointing=cfg.gradient_checkpointing,
@@ -300,7 +277,11 @@ def build_adapter(cfg: Config, model: nn.Module, verbose: bool = True) -> nn.Mod
             _check_loaded_adapter(cfg, trained.peft_config["default"])
         else:
             trained = get_peft_model(model, lora_config(cfg, model))
-    keep_dora_4bit_weights_unpacked(trained)
+    if quantized:
+        # Before any evaluation can repack the 4-bit weights into a layout without gradients
+        # (see honer.model.kbit); then prove that gradients still flow after an eval forward.
+        kbit.keep_4bit_weights_unpacked(trained)
+        kbit.check_gradients_flow(trained)
     if verbose:
         print(count_parameters(trained), file=sys.stderr)
     return trained

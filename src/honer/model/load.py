@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from honer import hardware
 from honer.config.schema import Config
 from honer.errors import ConfigError, ModelError
+from honer.model.gguf import loadable_base
 from honer.train.memory import is_out_of_memory, out_of_memory_error
 
 if TYPE_CHECKING:
@@ -32,6 +33,15 @@ def _offline_hint(name: str) -> str:
         f" `{name}` is neither a local folder nor a reachable hub repository: check the name, "
         "your network, and HF_TOKEN for gated models (or set HF_HUB_OFFLINE=1 and use a local path)."
     )
+
+
+def _one_progress_display() -> None:
+    """transformers draws a bar for every weight load and checkpoint save ("Loading weights",
+    "Writing model shards"); honer shows its own progress, so those are switched off when honer
+    loads a model (hub downloads keep huggingface_hub's own bar)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
 
 def _tokenizer_class(cfg: Config) -> Any:
@@ -53,7 +63,8 @@ def load_tokenizer(cfg: Config) -> PreTrainedTokenizerBase:
     A missing pad token is set to EOS (the common choice for causal LMs); labels of padding are
     -100 anyway, so this never trains on padding.
     """
-    source = cfg.tokenizer_config or cfg.base_model
+    _one_progress_display()
+    source = cfg.tokenizer_config or loadable_base(cfg)  # a GGUF's tokenizer comes with it
     cls = _tokenizer_class(cfg)
     try:
         tok = cls.from_pretrained(
@@ -238,12 +249,14 @@ def load_model(cfg: Config, tokenizer: PreTrainedTokenizerBase) -> PreTrainedMod
     `tokens` added some), the embeddings are resized and the count of new rows is recorded as
     `model.honer_new_tokens`: `build_adapter` needs it to refuse a LoRA that could not train them.
     """
+    _one_progress_display()
     cls = _model_class(cfg)
     dtype = model_dtype(cfg)
+    source = loadable_base(cfg)
     kwargs: dict[str, Any] = {
         "dtype": dtype,
         "trust_remote_code": cfg.trust_remote_code,
-        "revision": cfg.revision_of_model,
+        "revision": cfg.revision_of_model if source == cfg.base_model else None,
     }
     attn = attn_implementation(cfg, dtype)
     if attn is not None:
@@ -263,7 +276,7 @@ def load_model(cfg: Config, tokenizer: PreTrainedTokenizerBase) -> PreTrainedMod
                 trust_remote_code=cfg.trust_remote_code,
                 revision=cfg.revision_of_model,
             )
-        model = cls.from_pretrained(cfg.base_model, **kwargs)
+        model = cls.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as err:
         if is_out_of_memory(err):
             raise out_of_memory_error("loading the base model") from None
@@ -275,6 +288,12 @@ def load_model(cfg: Config, tokenizer: PreTrainedTokenizerBase) -> PreTrainedMod
         if is_out_of_memory(err):
             raise out_of_memory_error("loading the base model") from None
         raise
+    if quant is not None and cfg.load_in_4bit:
+        # One numeric path for training, evaluation and inference: bitsandbytes' packed CPU
+        # inference layout passes no gradient and rounds differently (see honer.model.kbit).
+        from honer.model.kbit import keep_4bit_weights_unpacked
+
+        keep_4bit_weights_unpacked(model)
     rows = model.get_input_embeddings().weight.shape[0]
     new_tokens = max(0, len(tokenizer) - rows)
     if new_tokens:

@@ -564,6 +564,20 @@ DORA_NOTE = (
 )
 
 
+def training_dtype(cfg: Any) -> torch.dtype:
+    """The dtype the adapter was trained against (the merged model's default): float32 unless
+    the config trains in bf16/fp16. A bf16/fp16 config merged on a machine without that
+    precision was trained elsewhere, in that precision."""
+    import torch
+
+    from honer.model.load import model_dtype
+
+    try:
+        return model_dtype(cfg)
+    except Exception:
+        return torch.bfloat16 if cfg.bf16 is True else torch.float16
+
+
 def merge_from_config(
     cfg: Any,
     lora_model_dir: Path | None,
@@ -592,7 +606,13 @@ def merge_from_config(
         )
     output = Path(output or Path(cfg.output_dir) / "merged")
     check_output(output, force)
-    base_dir = resolve_base_dir(cfg.base_model, cfg.revision_of_model)
+    from honer.model.gguf import is_gguf, loadable_base
+
+    base_dir = (
+        Path(loadable_base(cfg))
+        if is_gguf(cfg)
+        else resolve_base_dir(cfg.base_model, cfg.revision_of_model)
+    )
     quantized = bool(cfg.load_in_4bit or cfg.adapter == "qlora")
     if cfg.load_in_8bit and not quantized:
         raise NotSupportedError(
@@ -605,21 +625,14 @@ def merge_from_config(
     quantization = None
     if quantized:
         from honer.config.schema import BnbConfig
-        from honer.model.load import model_dtype
 
         bnb = cfg.bnb_config_kwargs or BnbConfig()
         notes.append(QLORA_NOTE[qlora_base])
         if qlora_base == "dequantized":
-            try:
-                load_dtype = model_dtype(cfg)
-            except Exception:  # bf16/fp16 asked on a machine without them: trained elsewhere
-                import torch
-
-                load_dtype = torch.bfloat16 if cfg.bf16 is True else torch.float16
             quantization = Quantization(
                 quant_type=bnb.bnb_4bit_quant_type,
                 double_quant=bnb.bnb_4bit_use_double_quant,
-                load_dtype=load_dtype,
+                load_dtype=training_dtype(cfg),
             )
     config_file = adapter_dir / "config.yml"
     if config_file.is_file():
@@ -636,7 +649,7 @@ def merge_from_config(
         base_dir,
         adapter_dir,
         output,
-        dtype=dtype,
+        dtype=dtype or training_dtype(cfg),
         quantization=quantization,
         max_shard_size=max_shard_size,
         force=force,

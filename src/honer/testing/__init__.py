@@ -1,4 +1,4 @@
-"""Helpers for tests, benchmarks and the offline quickstart (tiny local models, no downloads)."""
+"""Helpers for tests and benchmarks (tiny local models, no downloads)."""
 
 from honer.testing.tiny_model import tiny_model
 

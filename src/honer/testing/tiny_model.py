@@ -1,4 +1,4 @@
-"""Build a tiny tokenizer + Llama model offline, for tests, benchmarks and the quickstart.
+"""Build a tiny tokenizer + Llama model offline, for tests and benchmarks.
 
 Nothing is downloaded: the byte-level BPE tokenizer is trained with the `tokenizers` library on
 generated text, and the model is a random-init `LlamaForCausalLM`. Both are deterministic for a

@@ -125,6 +125,36 @@ def plan_steps(cfg: Config, examples: int, has_eval: bool, ranks: int | None = N
     )
 
 
+def packing_settings(cfg: Config) -> dict[str, Any]:
+    """The bin-packing arguments the config sets (one place for the pack seed)."""
+    return dict(
+        capacity=cfg.sequence_len,
+        seed=cfg.data_seed if cfg.data_seed is not None else cfg.seed,
+        group_size=cfg.sample_packing_group_size,
+        bin_size=cfg.sample_packing_bin_size,
+    )
+
+
+def plan_for_dataset(
+    cfg: Config, train_dataset: Any, has_eval: bool, ranks: int | None = None
+) -> StepPlan:
+    """The step plan `honer train` follows on this prepared training set: with sample packing
+    the rows are the real packed bins (and filler rows), not the samples."""
+    rows = len(train_dataset)
+    if cfg.sample_packing:
+        from honer.data import packing
+
+        ranks = ranks or parallel.world_size()
+        lengths = [len(ids) for ids in train_dataset["input_ids"]]
+        rows = packing.packed_row_count(
+            lengths,
+            **packing_settings(cfg),
+            world_size=ranks,
+            micro_batch_size=cfg.micro_batch_size,
+        )
+    return plan_steps(cfg, rows, has_eval, ranks)
+
+
 def _keep_best(cfg: Config, kwargs: dict[str, Any], has_eval: bool) -> None:
     """Keep (and load at the end) the checkpoint with the lowest eval loss; every save must
     fall on an evaluation, or the best one may never be written."""

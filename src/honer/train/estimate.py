@@ -187,10 +187,14 @@ def inspect_model(cfg: Config) -> tuple[Shape, Tensors]:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    source = cfg.base_model_config or cfg.base_model
+    from honer.model.gguf import loadable_base
+
+    source = cfg.base_model_config or loadable_base(cfg)
     try:
         model_config = AutoConfig.from_pretrained(
-            source, revision=cfg.revision_of_model, trust_remote_code=cfg.trust_remote_code
+            source,
+            revision=cfg.revision_of_model if source == cfg.base_model else None,
+            trust_remote_code=cfg.trust_remote_code,
         )
     except OSError as err:
         raise ModelError(

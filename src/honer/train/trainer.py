@@ -42,7 +42,13 @@ from honer.data import packing
 from honer.errors import DataError
 from honer.train import checkpoint as ckpt
 from honer.train import optim, parallel
-from honer.train.args import StepPlan, check_supported, plan_steps, training_arguments
+from honer.train.args import (
+    StepPlan,
+    check_supported,
+    packing_settings,
+    plan_steps,
+    training_arguments,
+)
 from honer.train.callbacks import (
     METRICS_FILE,
     ConsoleCallback,
@@ -161,6 +167,19 @@ class HonerTrainer(Trainer):
         )
 
     # --- schedule ---------------------------------------------------------------------------
+
+    def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
+        """Evaluate without touching the training RNG.
+
+        Each DataLoader iterator draws its base seed from the global generator, so an
+        evaluation (and whatever its callbacks do, e.g. eval-table generation) would shift every
+        later dropout mask: the same run with and without `eval_steps` would train differently.
+        """
+        import torch
+
+        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=devices):
+            return super().evaluate(*args, **kwargs)
 
     def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
         """transformers' schedule or honer's policy (`optim.build_scheduler`); a LambdaLR's state
@@ -354,13 +373,7 @@ def build_trainer(
         cfg.sample_packing if cfg.eval_sample_packing is None else cfg.eval_sample_packing
     )
     if cfg.sample_packing or (has_eval and eval_packing):
-        pack = dict(
-            capacity=cfg.sequence_len,
-            seed=cfg.data_seed if cfg.data_seed is not None else cfg.seed,
-            pad_token_id=tokenizer.pad_token_id,
-            group_size=cfg.sample_packing_group_size,
-            bin_size=cfg.sample_packing_bin_size,
-        )
+        pack = dict(packing_settings(cfg), pad_token_id=tokenizer.pad_token_id)
         if cfg.sample_packing:
             train_dataset, pack_stats = packing.pack_dataset(
                 train_dataset,

@@ -172,6 +172,26 @@ def tokenize_messages(
     return tok.encode_segments(segments, add_special_tokens=False)
 
 
+def default_system_prompt(tok: TokenizerView, template: str | None) -> str | None:
+    """The system prompt the template writes into a conversation that has none, or None.
+
+    Rendered twice, [user] and [system S, user]: when the first equals the second with S replaced
+    by some text D, D is the template's default (SmolLM2 injects "You are a helpful AI assistant
+    named SmolLM, …"). Templates that add only fixed headers (Llama 3.1's dates) give D = "".
+    """
+    marker = "HONER_SYSTEM_PROBE"
+    user = [{"role": "user", "content": "Hi"}]
+    bare = _render(tok, user, template, gen=False)
+    with_system = _render(tok, [{"role": "system", "content": marker}, *user], template, gen=False)
+    if bare is None or with_system is None or marker not in with_system:
+        return None
+    head, tail = with_system.split(marker, 1)
+    if len(bare) < len(head) + len(tail) or not (bare.startswith(head) and bare.endswith(tail)):
+        return None
+    injected = bare[len(head) : len(bare) - len(tail)]
+    return injected.strip() or None
+
+
 def eos_mismatch(tok: TokenizerView, template: str | None) -> str | None:
     """A warning when the template's end of an assistant turn is not the tokenizer's EOS.
 
