@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-# Without this, a missing hub model hangs ~50 s before failing (DESIGN.md trap).
+# Without this, a missing hub model hangs ~50 s on retries before failing (measured).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -12,6 +12,7 @@ def write_addition_run(tmp_path: Path, base_model: object, rows: int, extra: str
     The config sets only paths (data, `prepared/`, `out/`); `extra` adds the YAML lines a test
     needs. Returns the config path.
     """
+    tmp_path.mkdir(parents=True, exist_ok=True)
     data = tmp_path / "d.jsonl"
     data.write_text(
         "".join(

@@ -93,7 +93,7 @@ def chat(ask: str, query: str, rng: random.Random) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "data")
-    parser.add_argument("--n-train", type=int, default=360)
+    parser.add_argument("--n-train", type=int, default=300)
     parser.add_argument("--n-heldout", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

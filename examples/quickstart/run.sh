@@ -32,7 +32,7 @@ step "honer inference"
 question="how many products have a price above 250?"
 echo "$question"
 system="$(python -c "import sys; sys.path.insert(0, \"$Q\"); import make_data; print(make_data.SYSTEM)")"
-honer inference "$CONFIG" --system "$system" --prompt "$question" --max-new-tokens 32
+honer inference "$CONFIG" --system "$system" --prompt "$question" --max-new-tokens 24
 python - "$Q/outputs/evals" <<'PY'
 import json, sys
 from pathlib import Path

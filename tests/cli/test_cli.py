@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from honer.cli.main import app
@@ -57,6 +58,7 @@ def test_bad_config_is_one_message_and_exit_2(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_help_and_validate_do_not_import_torch(tmp_path: Path) -> None:
     cfg = write_config(tmp_path, "m")
     probe = (
@@ -72,6 +74,7 @@ def test_help_and_validate_do_not_import_torch(tmp_path: Path) -> None:
         assert "HEAVY []" in out, out
 
 
+@pytest.mark.slow
 def test_preprocess_debug_shows_masked_and_trained_tokens(tmp_path: Path, tiny_model_dir) -> None:
     cfg = write_config(tmp_path, str(tiny_model_dir))
     result = run_cli("preprocess", str(cfg), "--debug", "--debug-samples", "1")
@@ -87,6 +90,7 @@ def test_preprocess_debug_shows_masked_and_trained_tokens(tmp_path: Path, tiny_m
     assert "prepared data loaded from cache" in again.stdout
 
 
+@pytest.mark.slow
 def test_preprocess_data_error_names_row(tmp_path: Path, tiny_model_dir) -> None:
     cfg = write_config(tmp_path, str(tiny_model_dir))
     (tmp_path / "d.jsonl").write_text('{"instruction": "x", "output": "y"}\n{"broken\n')
@@ -95,6 +99,7 @@ def test_preprocess_data_error_names_row(tmp_path: Path, tiny_model_dir) -> None
     assert f"{tmp_path / 'd.jsonl'}:2: invalid JSON" in result.stderr
 
 
+@pytest.mark.slow
 def test_missing_local_model_offline_says_what_to_do(tmp_path: Path) -> None:
     cfg = write_config(tmp_path, "no-such-org/no-such-model")
     result = run_cli("preprocess", str(cfg))

@@ -13,6 +13,9 @@ from honer.config import load_config
 from honer.lr.db import PolicyDatabase
 from tests.helpers import write_addition_run
 
+# Every test here trains a model or starts processes: `pytest -m "not slow"` skips them.
+pytestmark = pytest.mark.slow
+
 runner = CliRunner()
 
 

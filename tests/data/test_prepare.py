@@ -160,6 +160,7 @@ def test_chat_eos_mismatch_is_a_warning_or_strict_error(make_cfg, tokenizer, tmp
         load_or_prepare(config_from_dict({**raw, "strict": True}), tokenizer, force=True)
 
 
+@pytest.mark.slow  # starts processes
 def test_multiprocess_tokenization_gives_same_tokens(make_cfg, tokenizer) -> None:
     one = load_or_prepare(make_cfg(), tokenizer)
     two = load_or_prepare(make_cfg(dataset_processes=2), tokenizer, force=True)
@@ -247,3 +248,12 @@ def test_drop_system_message_undone_by_the_template_is_a_warning(make_cfg, token
     assert "`chat_template: chatml`" in mine[0]
     with pytest.raises(DataError, match=r"strict: .*datasets\[0\].drop_system_message"):
         load_or_prepare(cfg.model_copy(update={"strict": True}), tokenizer, force=True)
+
+
+def test_data_seed_zero_means_zero_for_the_split(make_cfg, tokenizer) -> None:
+    """`data_seed: 0` once meant `seed` for the split and shuffle but 0 for packing."""
+    zero = load_or_prepare(make_cfg(val_set_size=5, seed=7, data_seed=0), tokenizer)
+    seed0 = load_or_prepare(make_cfg(val_set_size=5, seed=0), tokenizer)
+    seed7 = load_or_prepare(make_cfg(val_set_size=5, seed=7), tokenizer)
+    assert zero.eval["input_ids"] == seed0.eval["input_ids"]
+    assert zero.eval["input_ids"] != seed7.eval["input_ids"]

@@ -82,14 +82,14 @@ def test_skip_bad_rows_counts_them(tmp_path: Path) -> None:
     assert len(raw.dataset) == 1
     assert raw.skipped == [
         f"{path}:2: a line must hold one JSON object",
-        f"{path}:3: invalid JSON (Expecting value)",
+        f"{path}:3: invalid JSON: Expecting value (column 1)",
     ]
 
 
 def test_csv_row_with_extra_cells(tmp_path: Path) -> None:
     path = tmp_path / "d.csv"
     path.write_text("instruction,output\na,1\nb,2,extra\n")
-    with pytest.raises(DataError, match=r"d.csv:3: more cells than header columns"):
+    with pytest.raises(DataError, match=r"d.csv:3: 3 cells, the header has 2"):
         load_rows(entry(path))
 
 
@@ -103,7 +103,9 @@ def test_unknown_extension_needs_ds_type(tmp_path: Path) -> None:
     folder = tmp_path / "f"
     folder.mkdir()
     path = write_jsonl(folder / "rows.txt", ROWS)
-    with pytest.raises(DataError, match="unknown file type `.txt`"):
+    with pytest.raises(
+        DataError, match="cannot read `.txt` files as rows; .* Or set the entry's `ds_type`"
+    ):
         load_rows(entry(path))
     assert len(load_rows(entry(path, ds_type="jsonl")).dataset) == 2
 
@@ -119,3 +121,14 @@ def test_content_id_follows_bytes(tmp_path: Path) -> None:
 def test_missing_hub_dataset_offline_is_a_data_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no-such-user/no-such-dataset"):
         load_rows(DatasetConfig(path="no-such-user/no-such-dataset", type="alpaca"))
+
+
+def test_training_reads_every_file_kind_the_data_tools_read(tmp_path: Path) -> None:
+    """One row reader: .ndjson and .tsv (which `honer data` always read) train too, and a UTF-8
+    byte-order mark is read, not refused."""
+    (tmp_path / "a.ndjson").write_text(json.dumps({"text": "one"}) + "\n")
+    (tmp_path / "b.tsv").write_text("text\tlabel\ntwo\tx\n")
+    (tmp_path / "c.jsonl").write_bytes(b"\xef\xbb\xbf" + json.dumps({"text": "three"}).encode())
+    for name, want in (("a.ndjson", "one"), ("b.tsv", "two"), ("c.jsonl", "three")):
+        raw = load_rows(DatasetConfig(path=str(tmp_path / name), type="completion"))
+        assert raw.dataset["text"] == [want]

@@ -14,6 +14,9 @@ from honer.config import load_config
 from honer.errors import HonerError
 from tests.helpers import write_addition_run
 
+# Every test here trains a model or starts processes: `pytest -m "not slow"` skips them.
+pytestmark = pytest.mark.slow
+
 runner = CliRunner()
 CHECKS = "evals:\n  checks:\n    - {type: exact}\n  max_new_tokens: 4\n"
 
@@ -39,7 +42,6 @@ def trained(tmp_path_factory, tiny_model_dir) -> Path:
     return cfg
 
 
-@pytest.mark.slow
 def test_evaluating_another_checkpoint_leaves_the_runs_results_alone(trained: Path) -> None:
     out = trained.parent / "out"
     _invoke("evaluate", str(trained))
@@ -59,7 +61,6 @@ def test_evaluating_another_checkpoint_leaves_the_runs_results_alone(trained: Pa
     assert len(cases) == other["evaluated"]["samples"] == 4
 
 
-@pytest.mark.slow
 def test_results_of_another_model_are_never_written_over(trained: Path) -> None:
     out = trained.parent / "out"
     _invoke("evaluate", str(trained))
@@ -81,7 +82,6 @@ def test_results_of_another_model_are_never_written_over(trained: Path) -> None:
     assert (out / "evals" / "results.json").read_bytes() == before
 
 
-@pytest.mark.slow
 def test_base_model_scoring_loads_the_base_as_training_does(tmp_path: Path, tiny_model_dir: Path):
     """The issue's case: the only route to a "before" score was `--checkpoint <base folder>`,
     which loaded the base in its stored dtype (bf16) instead of the config's (float32), so
@@ -90,10 +90,10 @@ def test_base_model_scoring_loads_the_base_as_training_does(tmp_path: Path, tiny
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from honer.evaluate.metrics import eval_loss
-    from honer.evaluate.run import eval_rows
     from honer.infer.generate import generate, split_prompt
     from honer.infer.load import load_for_inference
     from honer.infer.prompt import PromptFormatter
+    from honer.runs.evaluate import eval_rows
 
     base = tmp_path / "bf16-base"
     AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16).save_pretrained(base)
@@ -121,12 +121,11 @@ def test_base_model_scoring_loads_the_base_as_training_does(tmp_path: Path, tiny
     cases = [json.loads(x) for x in (dest / "cases.jsonl").read_text().splitlines()]
     assert [c["output"] for c in cases] == answers
     with pytest.raises(HonerError, match="--base-model-only: cannot be combined with --checkpoint"):
-        from honer.evaluate.run import evaluate
+        from honer.runs.evaluate import evaluate
 
         evaluate(cfg, tmp_path, base_model_only=True)
 
 
-@pytest.mark.slow
 def test_the_report_shows_the_base_model_beside_the_run(trained: Path) -> None:
     out = trained.parent / "out"
     _invoke("evaluate", str(trained))

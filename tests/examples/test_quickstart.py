@@ -8,7 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from honer.config import load_config
+
+# Every test here trains a model or starts processes: `pytest -m "not slow"` skips them.
+pytestmark = pytest.mark.slow
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart"
 
@@ -28,7 +33,7 @@ def test_the_quickstart_data_is_chat_rows_with_unseen_held_out_requests(tmp_path
     )
     train = [json.loads(x) for x in (tmp_path / "train.jsonl").read_text().splitlines()]
     heldout = [json.loads(x) for x in (tmp_path / "heldout.jsonl").read_text().splitlines()]
-    assert (len(train), len(heldout)) == (360, 100)
+    assert (len(train), len(heldout)) == (300, 100)
     for row in train + heldout:
         roles = [m["role"] for m in row["messages"]]
         assert roles == ["system", "user", "assistant"]

@@ -47,6 +47,7 @@ def _writer(path: str, n: int, tag: str) -> None:
         db.record(record(dataset_fingerprint=f"{tag}{i}"))
 
 
+@pytest.mark.slow  # starts processes
 def test_concurrent_writes_from_two_processes(tmp_path: Path) -> None:
     path = str(tmp_path / "runs.sqlite")
     ctx = mp.get_context("spawn")

@@ -21,6 +21,9 @@ from honer.lr.finder import (
 )
 from tests.train.data_util import config, dataset
 
+# Every test here trains a model or starts processes: `pytest -m "not slow"` skips them.
+pytestmark = pytest.mark.slow
+
 SHORT_RUN_STEPS = 15
 
 

@@ -21,6 +21,9 @@ from honer.lr.tune import (
 )
 from tests.train.data_util import config, dataset
 
+# Every test here trains a model or starts processes: `pytest -m "not slow"` skips them.
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize(
     ("n", "min_steps", "max_steps", "eta", "expected"),
@@ -81,6 +84,7 @@ def test_trial_config_switches_off_saving_and_keeps_kwargs_of_its_own_policy(tmp
         cosine_min_lr_ratio=0.1,
         saves_per_epoch=2,
         evals_per_epoch=2,
+        val_set_size=4,
     )
     own = trial_config(cfg, "cosine", 1e-3, 20, str(tmp_path / "t"))
     assert (own.learning_rate, own.max_steps, own.cosine_min_lr_ratio) == (1e-3, 20, 0.1)

@@ -19,7 +19,7 @@ def _load(folder: Path):
 
 @pytest.mark.parametrize("rslora", [False, True])
 def test_lora_merge_equals_adapter_logits(tiny_model_dir, tmp_path, rslora) -> None:
-    from honer.model.merge import merge_from_config
+    from honer.runs.merge import merge as merge_from_config
 
     cfg, adapted = make_adapter(tiny_model_dir, tmp_path / "run", peft_use_rslora=rslora)
     result = merge_from_config(cfg, None, tmp_path / "merged", max_shard_size=200_000)
@@ -39,7 +39,7 @@ def test_lora_merge_equals_adapter_logits(tiny_model_dir, tmp_path, rslora) -> N
 
 
 def test_qlora_merge_both_bases(tiny_model_dir, tmp_path) -> None:
-    from honer.model.merge import merge_from_config
+    from honer.runs.merge import merge as merge_from_config
 
     cfg, adapted = make_adapter(
         tiny_model_dir, tmp_path / "run", adapter="qlora", load_in_4bit=True
@@ -68,7 +68,7 @@ def test_qlora_merge_both_bases(tiny_model_dir, tmp_path) -> None:
 
 
 def test_refuses_non_empty_output_without_force(tiny_model_dir, tmp_path) -> None:
-    from honer.model.merge import merge_from_config
+    from honer.runs.merge import merge as merge_from_config
 
     cfg, _ = make_adapter(tiny_model_dir, tmp_path / "run")
     out = tmp_path / "merged"
@@ -85,7 +85,8 @@ def test_refuses_non_empty_output_without_force(tiny_model_dir, tmp_path) -> Non
 def test_dora_merge_equals_adapter_logits(tiny_model_dir, tmp_path, quantized) -> None:
     from safetensors.torch import load_file
 
-    from honer.model.merge import DORA_NOTE, merge_from_config
+    from honer.runs.merge import DORA_NOTE
+    from honer.runs.merge import merge as merge_from_config
 
     keys = {"adapter": "qlora", "load_in_4bit": True} if quantized else {}
     cfg, adapted = make_adapter(tiny_model_dir, tmp_path / "run", peft_use_dora=True, **keys)
@@ -126,7 +127,7 @@ def _dora_expectations(adapted) -> tuple[dict, dict]:
 
 
 def test_dora_on_embeddings_is_refused(tiny_model_dir, tmp_path) -> None:
-    from honer.model.merge import merge_from_config
+    from honer.runs.merge import merge as merge_from_config
 
     cfg, _ = make_adapter(
         tiny_model_dir,
@@ -151,7 +152,7 @@ def test_dora_on_embeddings_is_refused(tiny_model_dir, tmp_path) -> None:
 def test_inconsistent_dora_adapter_is_an_error(tiny_model_dir, tmp_path, tamper, error) -> None:
     from safetensors.torch import load_file, save_file
 
-    from honer.model.merge import merge_from_config
+    from honer.runs.merge import merge as merge_from_config
 
     cfg, _ = make_adapter(tiny_model_dir, tmp_path / "run", peft_use_dora=True)
     weights_path = tmp_path / "run" / "adapter_model.safetensors"
@@ -174,7 +175,7 @@ def test_inconsistent_dora_adapter_is_an_error(tiny_model_dir, tmp_path, tamper,
 
 
 def test_missing_adapter_names_the_flag(tiny_model_dir, tmp_path) -> None:
-    from honer.model.merge import merge_from_config
+    from honer.runs.merge import merge as merge_from_config
 
     cfg, _ = make_adapter(tiny_model_dir, tmp_path / "run")
     with pytest.raises(ModelError, match="--lora-model-dir"):
@@ -200,7 +201,7 @@ def _dequantized_plus_delta(adapted) -> dict:
 def test_modules_to_save_replace_the_base_tensor(tiny_model_dir, tmp_path) -> None:
     import torch
 
-    from honer.model.merge import merge_from_config
+    from honer.runs.merge import merge as merge_from_config
 
     cfg, adapted = make_adapter(tiny_model_dir, tmp_path / "run", lora_modules_to_save=["lm_head"])
     with torch.no_grad():  # a trained head differs from the base's

@@ -10,8 +10,10 @@ import pytest
 
 from tests.conftest import REPO
 
+# Every test here trains a model or starts processes: `pytest -m "not slow"` skips them.
+pytestmark = pytest.mark.slow
 
-@pytest.mark.slow
+
 def test_shard_by_shard_merge_needs_less_than_one_model_copy() -> None:
     done = subprocess.run(
         [

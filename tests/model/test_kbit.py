@@ -15,6 +15,9 @@ import pytest
 from honer.errors import ModelError
 from tests.train.data_util import config, dataset
 
+# Every test here trains a model or starts processes: `pytest -m "not slow"` skips them.
+pytestmark = pytest.mark.slow
+
 
 def _needs_avx512bf16() -> None:
     from bitsandbytes.functional import has_avx512bf16
@@ -161,7 +164,6 @@ def _train_losses(cfg, train, evals):
     ]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("adapter", ["qlora", "lora"])
 def test_a_run_with_evaluations_trains_exactly_like_one_without(tiny_model_dir, tmp_path, adapter):
     """The issue's symptom: two QLoRA configs that differ only in `eval_steps` diverged after
@@ -176,7 +178,9 @@ def test_a_run_with_evaluations_trains_exactly_like_one_without(tiny_model_dir, 
         _qlora_cfg(tiny_model_dir, tmp_path / "plain", **common), train, None
     )
     with_eval, eval_lines = _train_losses(
-        _qlora_cfg(tiny_model_dir, tmp_path / "eval", eval_steps=2, **common), train, evals
+        _qlora_cfg(tiny_model_dir, tmp_path / "eval", eval_steps=2, val_set_size=8, **common),
+        train,
+        evals,
     )
     assert not no_evals and len(eval_lines) == 4  # the second run really evaluated, 4 times
     assert len(plain) == len(with_eval) == 8

@@ -32,7 +32,7 @@ def _model(model_dir, attn: str):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from honer.data.packing import use_segment_attention
+    from honer.model.segment_attention import use_segment_attention
 
     torch.manual_seed(0)
     segment = attn == "segment_sdpa"

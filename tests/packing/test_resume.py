@@ -14,6 +14,9 @@ import pytest
 
 from tests.packing.resume_child import run
 
+# Every test here trains a model or starts processes: `pytest -m "not slow"` skips them.
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 
 

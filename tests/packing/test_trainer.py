@@ -10,6 +10,9 @@ import pytest
 
 from tests.train.data_util import config, dataset
 
+# Every test here trains a model or starts processes: `pytest -m "not slow"` skips them.
+pytestmark = pytest.mark.slow
+
 
 def _first_step(model_dir, out, data, **overrides):
     """Gradients and logged loss of the first optimizer step, plus the trainer and its plan."""

@@ -16,6 +16,9 @@ import pytest
 
 from honer.config import config_from_dict
 
+# Every test here trains a model or starts processes: `pytest -m "not slow"` skips them.
+pytestmark = pytest.mark.slow
+
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 
@@ -66,7 +69,6 @@ def smollm2(smollm2_gguf: Path, gguf_cache: Path, tmp_path_factory: pytest.TempP
     return cfg, folder, load_tokenizer(cfg)
 
 
-@pytest.mark.slow
 def test_the_gguf_is_converted_once_and_the_cache_reused(smollm2, smollm2_gguf, capfd) -> None:
     from honer.model.gguf import COMPLETE, content_hash, converted_base
 
@@ -86,7 +88,6 @@ def test_the_gguf_is_converted_once_and_the_cache_reused(smollm2, smollm2_gguf, 
     assert "<|im_start|>" in tokenizer.chat_template
 
 
-@pytest.mark.slow
 def test_smollm2_chat_template_masks(smollm2) -> None:
     """Its template injects a default system prompt when a row has none: masked. Each assistant
     turn and its <|im_end|> are trained; the newline after <|im_end|> is not."""
@@ -146,14 +147,13 @@ def _rows(n: int, start: int) -> list[dict]:
     return rows
 
 
-@pytest.mark.slow
 def test_a_short_lora_run_lowers_held_out_loss_and_merges_exactly(smollm2, tmp_path) -> None:
     import torch
 
-    from honer.evaluate.run import evaluate
     from honer.model.adapters import build_adapter
     from honer.model.load import load_model, load_tokenizer
-    from honer.model.merge import merge_from_config
+    from honer.runs.evaluate import evaluate
+    from honer.runs.merge import merge as merge_from_config
     from honer.train.trainer import train
 
     cfg0, _, _ = smollm2

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from honer.train.callbacks import format_log_line, metrics_record
 
 
+@pytest.mark.slow
 def test_train_record():
     logs = {
         "loss": 2.5,

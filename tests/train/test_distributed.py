@@ -1,6 +1,6 @@
 """Two CPU processes (gloo) under each engine train exactly like one process with the same global
-batch, and the engine really ran: DESIGN.md lists the silent fallbacks (one process instead of
-two, DDP instead of FSDP, every rank on the same batches) that these tests exist to catch.
+batch, and the engine really ran: these tests catch the silent fallbacks (one process instead of
+two, DDP instead of FSDP, every rank on the same batches) that a config alone would hide.
 
 Each run is `honer train CONFIG --num-processes 2` (torchrun underneath), against a single
 process with micro-batch 4 × accumulation 2; the two-process runs use micro-batch 2 × 2 × 2

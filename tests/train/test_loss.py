@@ -6,6 +6,9 @@ import pytest
 
 from tests.train.data_util import config
 
+# Every test here trains a model or starts processes: `pytest -m "not slow"` skips them.
+pytestmark = pytest.mark.slow
+
 
 def _step_gradient(model_dir, out, micro_batch_size: int, accumulation: int, data):
     """Gradients of the first optimizer step (captured before the optimizer moves anything)."""

@@ -11,7 +11,7 @@ import math
 import pytest
 
 from honer import hardware
-from honer.errors import ConfigError, NotSupportedError
+from honer.errors import ConfigError, DataError
 from tests.train.data_util import config, dataset
 
 
@@ -32,6 +32,8 @@ def tokenizer(tiny_model_dir):
 def _trainer(model, tokenizer, tiny_model_dir, tmp_path, n=64, eval_n=0, **keys):
     from honer.train.trainer import build_trainer
 
+    if eval_n:  # the config says there is a validation set (rows are given directly here)
+        keys.setdefault("val_set_size", eval_n)
     cfg = config(tiny_model_dir, tmp_path / "out", **keys)
     evals = dataset(eval_n, seed=5) if eval_n else None
     trainer, plan = build_trainer(cfg, model, tokenizer, dataset(n), evals)
@@ -326,9 +328,12 @@ def test_defaults_eval_and_save_once_per_epoch(model, tokenizer, tiny_model_dir,
 
 def test_evals_without_validation_set_is_an_error(model, tokenizer, tiny_model_dir, tmp_path):
     with pytest.raises(ConfigError) as err:
-        _trainer(model, tokenizer, tiny_model_dir, tmp_path, evals_per_epoch=2)
+        config(tiny_model_dir, tmp_path, evals_per_epoch=2)
     assert err.value.key_paths == ["evals_per_epoch"]
     assert "no validation set" in str(err.value)
+    # A config with a validation set, but no validation rows given to the trainer:
+    with pytest.raises(DataError, match="no validation rows were given"):
+        _trainer(model, tokenizer, tiny_model_dir, tmp_path, evals_per_epoch=2, val_set_size=4)
 
 
 # --- data order, seeds, sampling ---------------------------------------------------------------
@@ -421,7 +426,9 @@ def test_report_to(model, tokenizer, tiny_model_dir, tmp_path, monkeypatch):
     }
 
 
-def test_report_to_wandb_sets_environment(model, tokenizer, tiny_model_dir, tmp_path, monkeypatch):
+def test_report_to_wandb_sets_environment_only_while_training(
+    model, tokenizer, tiny_model_dir, tmp_path, monkeypatch
+):
     import importlib.util
 
     from honer.train import args as args_module
@@ -438,7 +445,11 @@ def test_report_to_wandb_sets_environment(model, tokenizer, tiny_model_dir, tmp_
     assert built.report_to == ["wandb"]
     import os
 
-    assert (os.environ["WANDB_PROJECT"], os.environ["WANDB_ENTITY"]) == ("proj", "team")
+    assert "WANDB_PROJECT" not in os.environ  # building arguments has no side effect
+    monkeypatch.setenv("WANDB_ENTITY", "someone-else")
+    with args_module.tracking_environment(cfg):
+        assert (os.environ["WANDB_PROJECT"], os.environ["WANDB_ENTITY"]) == ("proj", "team")
+    assert "WANDB_PROJECT" not in os.environ and os.environ["WANDB_ENTITY"] == "someone-else"
 
 
 def test_output_dir_and_logging_steps(model, tokenizer, tiny_model_dir, tmp_path):
@@ -452,30 +463,39 @@ def test_output_dir_and_logging_steps(model, tokenizer, tiny_model_dir, tmp_path
     [
         (
             {"hub_model_id": "me/model"},
-            "`hub_model_id: me/model` is not supported by `honer train` yet; remove it.",
+            "hub_model_id: pushing to the Hugging Face Hub is not supported by `honer train` yet",
         ),
-        ({"save_safetensors": False}, "`save_safetensors: false` is not supported"),
+        ({"save_safetensors": False}, "save_safetensors: `false` is not supported"),
     ],
 )
-def test_unsupported_keys_are_refused(keys, message, model, tokenizer, tiny_model_dir, tmp_path):
-    with pytest.raises(NotSupportedError) as err:
-        _trainer(model, tokenizer, tiny_model_dir, tmp_path, **keys)
+def test_unsupported_keys_are_refused(keys, message, tiny_model_dir, tmp_path):
+    with pytest.raises(ConfigError) as err:
+        config(tiny_model_dir, tmp_path, **keys)
     assert str(err.value).startswith(message)
 
 
 def test_switched_off_keys_are_accepted(model, tokenizer, tiny_model_dir, tmp_path):
-    _trainer(
+    from honer.data.packing import PackedCollator
+
+    trainer, plan = _trainer(
         model,
         tokenizer,
         tiny_model_dir,
         tmp_path,
+        eval_n=6,
         sample_packing=False,
         eval_sample_packing=False,
         eval_table_size=0,
     )
+    # Off means off: rows stay one sample each, padded by the plain collator.
+    assert not isinstance(trainer.data_collator, PackedCollator)
+    assert len(trainer.train_dataset) == 64 and len(trainer.eval_dataset) == 6
+    assert "position_ids" not in trainer.train_dataset.column_names
+    assert "position_ids" not in next(iter(trainer.get_eval_dataloader()))
+    assert plan.micro_batches_per_epoch == 16  # 64 rows / micro_batch_size 4
 
 
-# --- honer's own policies (honer.lr.policies) through the trainer --------------------------------
+# --- honer's own policies (honer.schedules) through the trainer --------------------------------
 
 
 def test_step_policy_with_warmup(model, tokenizer, tiny_model_dir, tmp_path):
@@ -514,16 +534,15 @@ def test_composite_policy(model, tokenizer, tiny_model_dir, tmp_path):
 
 
 def test_policy_parameters_are_checked(tiny_model_dir, tmp_path):
+    """With the config (so `honer validate` reports it), not when the trainer builds it."""
     from honer.errors import ConfigError
-    from honer.train.optim import schedule
 
-    cfg = config(
-        tiny_model_dir,
-        tmp_path,
-        lr_scheduler="cyclic",
-        lr_scheduler_kwargs={"mode": "sawtooth"},
-    )
     with pytest.raises(ConfigError) as info:
-        schedule(cfg)
+        config(
+            tiny_model_dir,
+            tmp_path,
+            lr_scheduler="cyclic",
+            lr_scheduler_kwargs={"mode": "sawtooth"},
+        )
     assert info.value.problems[0][0] == "lr_scheduler_kwargs"
     assert "cyclic mode must be" in info.value.problems[0][1]

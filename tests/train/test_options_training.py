@@ -10,6 +10,9 @@ import pytest
 from honer.errors import ConfigError, DataError, HonerError
 from tests.train.data_util import config, dataset
 
+# Every test here trains a model or starts processes: `pytest -m "not slow"` skips them.
+pytestmark = pytest.mark.slow
+
 
 def _run(
     tiny_model_dir, out, data=None, eval_data=None, model=None, resume=False, callbacks=None, **keys

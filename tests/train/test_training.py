@@ -8,6 +8,9 @@ import pytest
 
 from tests.train.data_util import config, dataset
 
+# Every test here trains a model or starts processes: `pytest -m "not slow"` skips them.
+pytestmark = pytest.mark.slow
+
 STEPS = 24
 
 
@@ -104,6 +107,7 @@ def test_metrics_eval_lines_and_resolved_config(tiny_model_dir, tmp_path, train_
         max_steps=8,
         logging_steps=2,
         evals_per_epoch=2,
+        val_set_size=8,
         micro_batch_size=8,
         learning_rate=None,
         lr_scheduler="cosine",
@@ -132,8 +136,8 @@ def test_metrics_eval_lines_and_resolved_config(tiny_model_dir, tmp_path, train_
 
 
 def test_full_finetune_config_reloads_without_lora_keys(tiny_model_dir, tmp_path):
+    from honer.config.dump import resolved_config_yaml
     from honer.config.load import load_config
-    from honer.train.trainer import resolved_config_yaml
 
     cfg = config(tiny_model_dir, tmp_path)
     path = tmp_path / "config.yml"

@@ -18,9 +18,9 @@ import typer
 from honer.cli.console import console, err_console
 
 if TYPE_CHECKING:
-    from honer.data.ingest.lines import Meter
-    from honer.data.ingest.records import Tally
-    from honer.data.stats import DatasetStats, Lengths
+    from honer.curate.stats import DatasetStats, Lengths
+    from honer.data.readers.lines import Meter
+    from honer.data.readers.records import Tally
 
 data_app = typer.Typer(
     help="Prepare training data: ingest raw files, clean, deduplicate, and inspect statistics.",
@@ -132,8 +132,8 @@ def ingest(
     ),
 ) -> None:
     """Turn raw HTML, CSV/TSV/Parquet, SQL dumps, text and Markdown into JSON Lines rows."""
-    from honer.data.ingest import IngestOptions
-    from honer.data.ingest import ingest as run_ingest
+    from honer.curate.ingest import IngestOptions
+    from honer.curate.ingest import ingest as run_ingest
 
     options = IngestOptions(
         columns=tuple(column),
@@ -214,8 +214,8 @@ def clean(
     ),
 ) -> None:
     """Drop refusals/slop, broken text, empty or broken-JSON answers, and rows out of bounds."""
-    from honer.data.clean import clean as run_clean
-    from honer.data.clean import load_clean_options, token_counter
+    from honer.curate.clean import clean as run_clean
+    from honer.curate.clean import load_clean_options, token_counter
 
     flags = {
         "answer_fields": answer_field or None,
@@ -273,8 +273,8 @@ def dedup(
     ),
 ) -> None:
     """Remove exact and near duplicates (and, with a local model, semantic ones); keep the first."""
-    from honer.data.dedup import dedup as run_dedup
-    from honer.data.dedup import load_embedder
+    from honer.curate.dedup import dedup as run_dedup
+    from honer.curate.dedup import load_embedder
     from honer.errors import DataError
 
     if semantic_model is None and semantic_threshold != 0.95:
@@ -374,7 +374,7 @@ def stats(
 ) -> None:
     """Rows, fields, length histograms, duplicates, and tokens/trained tokens under a config."""
 
-    from honer.data.stats import dataset_stats, write_histogram_png
+    from honer.curate.stats import dataset_stats, write_histogram_png
     from honer.errors import DataError
 
     if no_png and png is not None:
@@ -387,7 +387,7 @@ def stats(
         write_histogram_png(result, png)
         console.print(f"histogram: {png}", markup=False)
     if json_out is not None:
-        from honer.data.ingest.output import JsonlWriter
+        from honer.curate.ingest.output import JsonlWriter
 
         with JsonlWriter(json_out) as writer:
             writer.write(result.to_dict())

@@ -1,6 +1,6 @@
 """`honer evaluate CONFIG [--checkpoint DIR | --base-model-only] [--data FILE] [--output DIR]`.
 
-Parses flags, calls `honer.evaluate.run.evaluate` and prints what it measured; where results go
+Parses flags, calls `honer.runs.evaluate.evaluate` and prints what it measured; where results go
 and what is recorded is described there.
 """
 
@@ -36,8 +36,8 @@ def evaluate(
 ) -> None:
     """Eval loss/perplexity and the config's `evals:` checks on greedy generations."""
     from honer.config import load_config
-    from honer.evaluate.run import FAILURES, RESULTS
-    from honer.evaluate.run import evaluate as run_evaluation
+    from honer.runs.evaluate import FAILURES, RESULTS
+    from honer.runs.evaluate import evaluate as run_evaluation
 
     cfg = load_config(config)
     result = run_evaluation(cfg, checkpoint, data, base_model_only=base_model_only, output=output)

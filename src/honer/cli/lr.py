@@ -23,19 +23,6 @@ lr_app = typer.Typer(
 DB_OPTION = typer.Option(None, "--db", help="Policy database file (default: HONER_LR_DB or cache).")
 
 
-def _prepared(cfg: Any) -> tuple[Any, Any, Any]:
-    """Tokenizer, prepared data and step plan of a config, as `honer train` computes them
-    (with sample packing, the steps come from the packed rows)."""
-    from honer.data.prepare import load_or_prepare
-    from honer.model.load import load_tokenizer
-    from honer.train.args import plan_for_dataset
-
-    tokenizer = load_tokenizer(cfg)
-    data = load_or_prepare(cfg, tokenizer)
-    has_eval = data.eval is not None and len(data.eval) > 0
-    return tokenizer, data, plan_for_dataset(cfg, data.train, has_eval)
-
-
 def _model_type(base_model: str) -> str | None:
     """`model_type` of a model's config.json (local folder read directly; hub via transformers)."""
     local = Path(base_model) / "config.json"
@@ -89,7 +76,9 @@ def suggest(
         cfg = load_config(config)
         adapter = adapter or cfg.adapter
         if supervised_tokens is None or steps is None or epochs is None:
-            _, data, plan = _prepared(cfg)
+            from honer.runs.lr import prepared
+
+            _, data, plan = prepared(cfg)
             supervised_tokens = supervised_tokens or data.stats["train"]["trained_tokens"]
             steps = steps or plan.total_steps
             epochs = epochs or plan.epochs
@@ -170,7 +159,12 @@ def plot(
     from honer.train.optim import lr_curve
 
     cfg = load_config(config)
-    total = steps or cfg.max_steps or _prepared(cfg)[2].total_steps
+    if steps or cfg.max_steps:
+        total = steps or cfg.max_steps
+    else:
+        from honer.runs.lr import prepared
+
+        total = prepared(cfg)[2].total_steps
     lrs = lr_curve(cfg, total)
     plot_schedule(lrs, cfg.lr_scheduler, out)
     console.print(
@@ -246,13 +240,6 @@ def best(
     )
 
 
-def _model(cfg: Any, tokenizer: Any) -> Any:
-    from honer.model.adapters import build_adapter
-    from honer.model.load import load_model
-
-    return build_adapter(cfg, load_model(cfg, tokenizer), verbose=False)
-
-
 @lr_app.command()
 def find(
     config: Path = typer.Argument(..., help="YAML config."),
@@ -266,25 +253,10 @@ def find(
     Nothing is written to output_dir; the model is restored afterwards.
     """
     from honer.config import load_config
-    from honer.lr.finder import range_test, write_outputs
+    from honer.runs.lr import find as run_find
 
-    cfg = load_config(config)
-    tokenizer, data, _ = _prepared(cfg)
-    model = _model(cfg, tokenizer)
-    from honer.progress import progress
-
-    with progress("LR range test", steps) as advance:
-        result = range_test(
-            cfg,
-            model,
-            tokenizer,
-            data.train,
-            start_lr=start,
-            end_lr=end,
-            num_steps=steps,
-            on_step=advance,
-        )
-    json_path, png_path = write_outputs(result, out)
+    run = run_find(load_config(config), out, start_lr=start, end_lr=end, num_steps=steps)
+    result, json_path, png_path = run.result, run.json_path, run.png_path
     if result.stopped_early:
         console.print(f"stopped early: {result.reason}", markup=False)
     console.print(
@@ -310,9 +282,7 @@ def tune(
 ) -> None:
     """Short trials of (policy, LR) pairs with successive halving, ranked by eval loss."""
     from honer.config import load_config
-    from honer.lr.db import PolicyDatabase
-    from honer.lr.tune import plot_trials, record_trials
-    from honer.lr.tune import tune as run_tune
+    from honer.runs.lr import tune as run_tune
 
     cfg = load_config(config)
     try:
@@ -320,17 +290,12 @@ def tune(
     except ValueError:
         raise HonerError(f"--lrs: `{lrs}` must be comma-separated numbers.") from None
     names = [p.strip() for p in policies.split(",") if p.strip()]
-    tokenizer, data, _ = _prepared(cfg)
-    if data.eval is None or len(data.eval) == 0:
-        raise HonerError("tune ranks trials by eval loss: set `val_set_size` or `test_datasets`.")
-    results = run_tune(
+    results, plot = run_tune(
         cfg,
-        lambda: _model(cfg, tokenizer),
-        tokenizer,
-        data.train,
-        data.eval,
-        policies=names,
-        lrs=lr_values,
+        names,
+        lr_values,
+        out,
+        db=db,
         min_steps=min_steps,
         max_steps=max_steps,
         eta=eta,
@@ -347,5 +312,4 @@ def tune(
             f"({r.steps_trained} steps, {gone})",
             markup=False,
         )
-    record_trials(results, cfg, PolicyDatabase(db), data.path.name)
-    console.print(f"wrote {plot_trials(results, out)}", markup=False)
+    console.print(f"wrote {plot}", markup=False)

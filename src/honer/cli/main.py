@@ -21,7 +21,7 @@ from honer.cli.merge import merge_lora
 from honer.cli.preprocess import preprocess
 from honer.cli.validate import validate
 from honer.errors import HonerError
-from honer.train.parallel import is_main_process
+from honer.ranks import is_main_process
 
 app = typer.Typer(
     name="honer",

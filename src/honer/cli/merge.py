@@ -1,6 +1,6 @@
 """`honer merge-lora CONFIG`: fold the adapter into the base weights, as a standalone model.
 
-The work is in honer.model.merge (shard-by-shard, atomic); this module parses flags and prints.
+The work is `honer.runs.merge.merge` (shard-by-shard, atomic); this module parses flags and prints.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def merge_lora(
     import torch
 
     from honer.cli.console import console
-    from honer.model.merge import merge_from_config
+    from honer.runs.merge import merge as merge_from_config
 
     result = merge_from_config(
         cfg,

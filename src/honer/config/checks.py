@@ -7,8 +7,9 @@ so a user fixes a config in one pass. Checks never change the config: defaults l
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
-from honer.config.schema import Config
+from honer.config.schema import BNB_OPTIMIZERS, Config
 
 Problem = tuple[str, str]
 
@@ -135,19 +136,143 @@ def _data(cfg: Config) -> Iterator[Problem]:
 
 
 def _schedule(cfg: Config) -> Iterator[Problem]:
-    if cfg.lr_scheduler == "composite" and not cfg.lr_phases:
+    """Every rule about `lr_scheduler` and its arguments (`honer.schedules` knows the names)."""
+    from honer.schedules import TRANSFORMERS_SCHEDULES, make_policy
+
+    name = cfg.lr_scheduler
+    if name == "composite" and not cfg.lr_phases:
         yield "lr_phases", "`lr_scheduler: composite` needs `lr_phases: [{policy, steps}, …]`."
-    if cfg.lr_phases and cfg.lr_scheduler != "composite":
+    if cfg.lr_phases and name != "composite":
         yield "lr_phases", "only applies to `lr_scheduler: composite`."
-    if cfg.lr_scheduler == "composite" and cfg.lr_scheduler_kwargs:
+    if name == "composite" and cfg.lr_scheduler_kwargs:
         yield (
             "lr_scheduler_kwargs",
             "composite takes its parameters per phase (`lr_phases[].kwargs`).",
         )
+    ratio = cfg.cosine_min_lr_ratio
+    if ratio is not None and name not in ("cosine", "cosine_with_min_lr"):
+        yield (
+            "cosine_min_lr_ratio",
+            f"only applies to cosine schedules, not `lr_scheduler: {name}`.",
+        )
+    if name not in TRANSFORMERS_SCHEDULES:
+        yield from _policy_problems(cfg, make_policy)
+        return
+    kwargs = dict(cfg.lr_scheduler_kwargs or {})
+    warm = (cfg.warmup_steps or 0) > 0 or (cfg.warmup_ratio or 0) > 0
+    if name == "constant" and warm:
+        key = "warmup_steps" if cfg.warmup_steps else "warmup_ratio"
+        yield (
+            key,
+            "`lr_scheduler: constant` has no warm-up: use `lr_scheduler: constant_with_warmup`, "
+            f"or remove `{key}`.",
+        )
+    has_min = "min_lr" in kwargs or "min_lr_rate" in kwargs
+    if ratio is not None and has_min:
+        yield (
+            "cosine_min_lr_ratio",
+            "set together with `lr_scheduler_kwargs.min_lr`/`min_lr_rate`: keep one.",
+        )
+    if name == "cosine_with_min_lr" and ratio is None and not has_min:
+        yield (
+            "cosine_min_lr_ratio",
+            "`lr_scheduler: cosine_with_min_lr` needs the final LR as a fraction of the peak, "
+            "e.g. `cosine_min_lr_ratio: 0.1`.",
+        )
+    accepted = TRANSFORMERS_SCHEDULES["cosine_with_min_lr" if ratio is not None else name]
+    for key in kwargs:
+        if key not in accepted:
+            takes = ", ".join(accepted) if accepted else "no extra arguments"
+            yield (
+                f"lr_scheduler_kwargs.{key}",
+                f"not an argument of the `{name}` schedule (it takes: {takes}).",
+            )
+    lr_end = kwargs.get("lr_end")
+    lr = cfg.resolved_learning_rate
+    if name == "polynomial" and isinstance(lr_end, int | float) and lr_end >= lr:
+        yield "lr_scheduler_kwargs.lr_end", f"{lr_end} must be below the learning rate ({lr})."
+
+
+def _policy_problems(cfg: Config, make_policy: Callable[..., Any]) -> Iterator[Problem]:
+    """honer's own policies: parameters named and shaped as the policy takes them."""
+    if cfg.lr_scheduler == "composite":
+        entries = [
+            (f"lr_phases[{i}].kwargs", p.policy, p.kwargs)
+            for i, p in enumerate(cfg.lr_phases or [])
+        ]
+    else:
+        entries = [("lr_scheduler_kwargs", cfg.lr_scheduler, cfg.lr_scheduler_kwargs)]
+    for key, name, params in entries:
+        try:
+            make_policy(name, params)(0, 10)  # modes and shapes are checked when it first runs
+        except (ValueError, TypeError) as err:
+            yield key, str(err)
+
+
+def _validation(cfg: Config) -> Iterator[Problem]:
+    """Keys that need a validation set, and checkpoints that must fall on evaluations."""
+    has_eval = cfg.val_set_size > 0 or bool(cfg.test_datasets)
+    needs = [
+        ("evals_per_epoch", cfg.evals_per_epoch),
+        ("eval_steps", cfg.eval_steps),
+        ("eval_table_size", cfg.eval_table_size),
+        ("early_stopping_patience", cfg.early_stopping_patience),
+        ("load_best_model_at_end", cfg.load_best_model_at_end),
+    ]
+    if not has_eval:
+        for key, value in needs:
+            if value:
+                yield (
+                    key,
+                    "set, but there is no validation set: set `val_set_size` or "
+                    f"`test_datasets`, or remove `{key}`.",
+                )
+        return
+    if not (cfg.early_stopping_patience or cfg.load_best_model_at_end):
+        return
+    key = "early_stopping_patience" if cfg.early_stopping_patience else "load_best_model_at_end"
+    evals, saves = (cfg.evals_per_epoch, cfg.eval_steps), (cfg.saves_per_epoch, cfg.save_steps)
+    aligned = (
+        evals == saves  # both once per epoch, or the same per-epoch count / step interval
+        or (cfg.evals_per_epoch is not None and cfg.evals_per_epoch == cfg.saves_per_epoch)
+        or (bool(cfg.save_steps and cfg.eval_steps) and cfg.save_steps % cfg.eval_steps == 0)
+    )
+    if not aligned:
+        yield (
+            key,
+            "checkpoints must be saved at evaluations: use the same `saves_per_epoch` and "
+            "`evals_per_epoch` (or `save_steps` a multiple of `eval_steps`).",
+        )
+
+
+def _supported(cfg: Config) -> Iterator[Problem]:
+    """Keys honer parses but cannot honour yet: refused, never silently ignored."""
+    if cfg.hub_model_id is not None:
+        yield (
+            "hub_model_id",
+            "pushing to the Hugging Face Hub is not supported by `honer train` yet; remove the "
+            "key (and `hub_strategy`) and upload `output_dir` with `huggingface-cli upload`.",
+        )
+    if not cfg.save_safetensors:
+        yield (
+            "save_safetensors",
+            "`false` is not supported: transformers 5 writes only safetensors; remove the key.",
+        )
+
+
+def _optimizer(cfg: Config) -> Iterator[Problem]:
+    import importlib.util
+
+    if cfg.optimizer in BNB_OPTIMIZERS and importlib.util.find_spec("bitsandbytes") is None:
+        yield (
+            "optimizer",
+            f"`{cfg.optimizer}` needs bitsandbytes, which is not installed: pip install "
+            "'bitsandbytes>=0.45' (or choose `adamw_torch`).",
+        )
 
 
 def _evals(cfg: Config) -> Iterator[Problem]:
-    from honer.evaluate.assertions import spec_problems
+    from honer.config.evals import spec_problems
 
     for i, spec in enumerate(cfg.evals.checks if cfg.evals else []):
         yield from spec_problems(spec, f"evals.checks[{i}]")
@@ -174,7 +299,7 @@ def _tracking(cfg: Config) -> Iterator[Problem]:
 
 
 def _parallel(cfg: Config) -> Iterator[Problem]:
-    from honer.train.parallel import DEEPSPEED_PRESETS, fsdp_version
+    from honer.config.engines import DEEPSPEED_PRESETS, fsdp_version
 
     fsdp = cfg.fsdp or []
     if cfg.deepspeed and fsdp:
@@ -224,6 +349,9 @@ CHECKS: list[Callable[[Config], Iterator[Problem]]] = [
     _either_or,
     _data,
     _schedule,
+    _optimizer,
+    _validation,
+    _supported,
     _evals,
     _tracking,
     _parallel,

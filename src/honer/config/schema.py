@@ -14,43 +14,19 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from honer.schedules import PHASE_POLICIES, SCHEDULES
+
 DatasetType = Literal["alpaca", "sharegpt", "chat_template", "completion", "input_output"]
 BuiltinChatTemplate = Literal["chatml", "llama3", "mistral", "alpaca", "vicuna"]
 ChatTemplateName = Literal[
     "tokenizer_default", "chatml", "llama3", "mistral", "alpaca", "vicuna", "jinja"
 ]
 TrainOnEos = Literal["turn", "last", "all", "none"]
-# The first six are transformers' schedules; the rest are honer's (`honer.lr.policies`).
-LrScheduler = Literal[
-    "linear",
-    "cosine",
-    "constant",
-    "constant_with_warmup",
-    "cosine_with_min_lr",
-    "polynomial",
-    "step",
-    "multistep",
-    "exponential",
-    "cyclic",
-    "one_cycle",
-    "warmup_stable_decay",
-    "cosine_with_restarts",
-    "composite",
-]
-PhasePolicy = Literal[
-    "linear",
-    "cosine",
-    "cosine_with_min_lr",
-    "constant",
-    "polynomial",
-    "step",
-    "multistep",
-    "exponential",
-    "cyclic",
-    "one_cycle",
-    "warmup_stable_decay",
-    "cosine_with_restarts",
-]
+# The names live in one place, `honer.schedules` (transformers' six, then honer's policies).
+LrScheduler = Literal[SCHEDULES]  # type: ignore[valid-type]
+PhasePolicy = Literal[PHASE_POLICIES]  # type: ignore[valid-type]
+# Optimizers that need bitsandbytes (checked with the config).
+BNB_OPTIMIZERS = ("adamw_bnb_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "lion_8bit")
 Optimizer = Literal[
     "adamw_torch",
     "adamw_torch_fused",
@@ -117,7 +93,7 @@ class DatasetConfig(_Section):
         None, description="Files inside a hub dataset repository to read."
     )
     revision: str | None = Field(None, description="Hub dataset revision (branch, tag or commit).")
-    ds_type: Literal["json", "jsonl", "csv", "parquet"] | None = Field(
+    ds_type: Literal["json", "jsonl", "csv", "tsv", "parquet"] | None = Field(
         None, description="File format when the extension does not tell it."
     )
     field: str | None = Field(
@@ -179,7 +155,7 @@ class DatasetConfig(_Section):
 class LrPhase(_Section):
     """One phase of `lr_scheduler: composite`: a policy run over its own number of steps."""
 
-    policy: PhasePolicy = Field(description="Policy of this phase (see `honer.lr.policies`).")
+    policy: PhasePolicy = Field(description="Policy of this phase (see `honer.schedules`).")
     steps: PositiveInt = Field(description="Optimizer steps the phase lasts.")
     kwargs: dict[str, Any] | None = Field(None, description="The policy's parameters.")
 
@@ -541,6 +517,11 @@ class Config(_Section):
     def effective_batch_size(self) -> int:
         """Samples per optimizer step on one process."""
         return self.micro_batch_size * self.gradient_accumulation_steps
+
+    @property
+    def resolved_data_seed(self) -> int:
+        """The seed of data order (split, shuffle, packing): `data_seed`, 0 included, else `seed`."""
+        return self.data_seed if self.data_seed is not None else self.seed
 
     @property
     def resolved_learning_rate(self) -> float:

@@ -24,7 +24,7 @@ Why each row is built this way:
 
 * **Attention.** The batch carries `position_ids` that restart at 0 for every sample and *no*
   `attention_mask`. transformers 5.x derives the block-diagonal mask above from the position ids
-  on `sdpa` and `eager` (measured exact, DESIGN.md), and flash-attention 2 runs varlen over the
+  on `sdpa` and `eager` (measured exact against the samples run one by one, tests/packing), and flash-attention 2 runs varlen over the
   same boundaries. A 2D all-ones attention mask would switch that detection off, so the packing
   collator never emits one. The padding at the end of a row is its own pseudo-sample (positions
   from 0, labels -100): no real token attends to it, and it trains nothing.
@@ -39,9 +39,9 @@ Why each row is built this way:
   computed once per run from the seed, so the number of rows, and thus the steps of every epoch,
   are exact before training; the Trainer's seeded sampler reorders the rows each epoch, and
   resuming from a checkpoint skips to exactly the same rows.
-* **CPU speed.** On CPU, sdpa with that block mask takes a slow masked path; `use_segment_attention`
-  swaps in `segment_sdpa_forward`, which runs causal sdpa on each sample of the row (a varlen
-  kernel for CPU), and leaves unpacked inputs to transformers' sdpa.
+* **CPU speed.** On CPU, sdpa with that block mask takes a slow masked path;
+  `honer.model.segment_attention` swaps in causal sdpa per sample of the row (a varlen kernel for
+  CPU) when the trainer runs on a CPU.
 * **Processes.** Under DDP every rank packs the same bins (same seed); accelerate hands rank r
   the micro-batches r, r + world, r + 2·world, … (`rank_batches` reproduces that split). Filler
   rows (one pad token, nothing trained) bring the row count to a multiple of
@@ -282,97 +282,3 @@ class PackedCollator:
             "position_ids": position_ids,
             "num_real_tokens": torch.tensor(real),
         }
-
-
-# --- per-sample attention on CPU ----------------------------------------------------------------
-
-SEGMENT_SDPA = "honer_segment_sdpa"
-
-
-def segment_sdpa_forward(
-    module: Any,
-    query: Any,
-    key: Any,
-    value: Any,
-    attention_mask: Any,
-    dropout: float = 0.0,
-    scaling: float | None = None,
-    is_causal: bool | None = None,
-    **kwargs: Any,
-) -> tuple[Any, None]:
-    """sdpa attention that runs each packed sample as its own causal block (CPU varlen).
-
-    On CPU, sdpa with the block-diagonal mask transformers builds for a packed row takes the
-    masked math path: measured 10× slower than causal sdpa over the same samples one by one
-    (a 1,000-token row of 5 samples, hidden 256). This function finds the samples from
-    `position_ids` (a position that does not follow the previous one starts a sample, as in
-    transformers' own packed-sequence detection) and calls causal sdpa on each, which is also
-    exactly the computation of the samples run alone. Inputs that are not packed (no restart in
-    the position ids: padded batches, generation) go to transformers' sdpa unchanged.
-    """
-    import torch
-    import torch.nn.functional as F
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
-    position_ids = kwargs.get("position_ids")
-    length = query.shape[2]
-    packed = (
-        position_ids is not None
-        and length > 1
-        and key.shape[2] == length
-        and position_ids.shape[-1] == length
-        and bool((position_ids[..., 1:] != position_ids[..., :-1] + 1).any())
-    )
-    if not packed:
-        return sdpa_attention_forward(
-            module,
-            query,
-            key,
-            value,
-            attention_mask,
-            dropout=dropout,
-            scaling=scaling,
-            is_causal=is_causal,
-            **kwargs,
-        )
-    groups = query.shape[1] // key.shape[1]
-    if groups > 1:  # grouped-query attention: each key/value head serves `groups` query heads
-        key = key.repeat_interleave(groups, dim=1)
-        value = value.repeat_interleave(groups, dim=1)
-    positions = position_ids.expand(query.shape[0], -1)
-    rows = []
-    for r in range(query.shape[0]):
-        restarts = (positions[r, 1:] != positions[r, :-1] + 1).nonzero().flatten() + 1
-        bounds = [0, *restarts.tolist(), length]
-        pieces = [
-            F.scaled_dot_product_attention(
-                query[r : r + 1, :, s:e],
-                key[r : r + 1, :, s:e],
-                value[r : r + 1, :, s:e],
-                dropout_p=dropout,
-                is_causal=True,
-                scale=scaling,
-            )
-            for s, e in zip(bounds[:-1], bounds[1:], strict=True)
-        ]
-        rows.append(torch.cat(pieces, dim=2))
-    return torch.cat(rows, dim=0).transpose(1, 2).contiguous(), None
-
-
-def use_segment_attention(model: Any) -> bool:
-    """Switch a CPU model on `sdpa` to `segment_sdpa_forward`; True if switched.
-
-    GPU kernels (sdpa's memory-efficient kernel with the block mask, flash-attention varlen) are
-    fast on packed rows and are left alone, as are `eager` and explicit custom choices. The
-    choice is not written into a saved config.json, so saved models load with plain sdpa.
-    """
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
-
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    if base.config._attn_implementation != "sdpa" or base.device.type != "cpu":
-        return False
-    AttentionInterface.register(SEGMENT_SDPA, segment_sdpa_forward)
-    AttentionMaskInterface.register(SEGMENT_SDPA, sdpa_mask)
-    base.set_attn_implementation(SEGMENT_SDPA)
-    return True

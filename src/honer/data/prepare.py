@@ -14,9 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,13 +26,13 @@ from honer.data import sources
 from honer.data.formats import FORMATS, FormatContext
 from honer.data.formats.chat_template import default_system_prompt, eos_mismatch
 from honer.data.formats.context import CHAT_TYPES, format_context
-from honer.data.tokenize import IGNORE_INDEX, FormatError, TokenizerView
+from honer.data.tokenize import IGNORE_INDEX, FormatError, TokenizerView, fit_to_length
 from honer.errors import DataError
 
 if TYPE_CHECKING:
     from datasets import Dataset
 
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2  # 2: one row reader (BOM, .tsv, .ndjson), data_seed 0 is 0
 # Global keys that change what the formats or the split produce.
 _FINGERPRINT_KEYS = (
     "sequence_len",
@@ -159,15 +156,7 @@ def _tokenize_entry(
                 emit([], [], f"dropped: {err}")
                 continue
             for s in samples:
-                ids, labels = s.input_ids, s.labels
-                if len(ids) <= limit:
-                    emit(ids, labels, "ok")
-                elif not truncate:
-                    emit([], [], "dropped: longer than sequence_len")
-                elif all(x == IGNORE_INDEX for x in labels[:limit]):
-                    emit([], [], "dropped: trained part beyond sequence_len")
-                else:
-                    emit(ids[:limit], labels[:limit], "truncated")
+                emit(*fit_to_length(s.input_ids, s.labels, limit, truncate))
         return out
 
     mapped = raw.map(
@@ -250,7 +239,7 @@ def _split(cfg: Config, train: Dataset) -> tuple[Dataset, Dataset | None]:
             f"val_set_size: {v} gives {n_eval} validation rows out of {len(train)}; "
             "choose a size that leaves both training and validation rows."
         )
-    parts = train.train_test_split(test_size=size, seed=cfg.data_seed or cfg.seed, shuffle=True)
+    parts = train.train_test_split(test_size=size, seed=cfg.resolved_data_seed, shuffle=True)
     return parts["train"], parts["test"]
 
 
@@ -274,7 +263,7 @@ def prepare(cfg: Config, tokenizer: Any, dest: Path | None = None) -> PreparedDa
     parts = _tokenize_group(cfg, cfg.datasets, "datasets", tokenizer, report)
     train = parts[0] if len(parts) == 1 else concatenate_datasets(parts)
     if cfg.shuffle_merged_datasets and len(parts) > 1:
-        train = train.shuffle(seed=cfg.data_seed or cfg.seed)
+        train = train.shuffle(seed=cfg.resolved_data_seed)
     if len(train) == 0:
         raise DataError(
             "no training samples left after filtering: "
@@ -360,20 +349,13 @@ def _with_share(note: str, default_ids: list[int], train: Dataset) -> str | None
 
 
 def _write_cache(dest: Path, train: Dataset, eval_set: Dataset | None, stats: dict) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
-        with _quiet_datasets():
-            train.save_to_disk(str(tmp / "train"))
-            if eval_set is not None:
-                eval_set.save_to_disk(str(tmp / "eval"))
+    from honer.atomic import staged_folder
+
+    with staged_folder(dest) as tmp, _quiet_datasets():
+        train.save_to_disk(str(tmp / "train"))
+        if eval_set is not None:
+            eval_set.save_to_disk(str(tmp / "eval"))
         (tmp / "stats.json").write_text(json.dumps(stats, indent=2))
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def load_cached(path: Path) -> PreparedData | None:

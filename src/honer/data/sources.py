@@ -7,7 +7,6 @@ rows with different keys keep all of them (`Dataset.from_list` keeps only the fi
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -15,12 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from honer.config.schema import DatasetConfig
+from honer.data.readers.rowfiles import ROW_FILE_KINDS, iter_row_file, row_file_kind
 from honer.errors import DataError
 
 if TYPE_CHECKING:
     from datasets import Dataset
 
-SUFFIXES = {".jsonl": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+SUFFIXES = ROW_FILE_KINDS  # .jsonl .ndjson .json .csv .tsv .parquet
 
 
 @dataclass
@@ -58,75 +58,42 @@ def file_sha256(path: Path) -> str:
 def _file_kind(path: Path, ds: DatasetConfig) -> str:
     if ds.ds_type:
         return "jsonl" if ds.ds_type == "json" and path.suffix == ".jsonl" else ds.ds_type
-    kind = SUFFIXES.get(path.suffix.lower())
-    if kind is None:
-        raise DataError(
-            f"{path}: unknown file type `{path.suffix}`; use .jsonl/.json/.csv/.parquet or set "
-            "`ds_type`."
-        )
-    return kind
-
-
-def _bad(path: Path, where: str, reason: str, skip: bool, skipped: list[str]) -> None:
-    msg = f"{path}:{where}: {reason}"
-    if not skip:
-        raise DataError(msg + " (set `skip_bad_rows: true` to skip such rows and count them)")
-    skipped.append(msg)
-
-
-def _read_jsonl(path: Path, skip: bool, skipped: list[str]) -> list[dict[str, Any]]:
-    rows = []
-    with path.open(encoding="utf-8", errors="strict") as f:
-        try:
-            for lineno, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as err:
-                    _bad(path, f"{lineno}", f"invalid JSON ({err.msg})", skip, skipped)
-                    continue
-                if not isinstance(row, dict):
-                    _bad(path, f"{lineno}", "a line must hold one JSON object", skip, skipped)
-                    continue
-                rows.append(row)
-        except UnicodeDecodeError as err:
-            raise DataError(f"{path}: not UTF-8 text ({err.reason})") from None
-    return rows
-
-
-def _read_json(path: Path, ds: DatasetConfig, skip: bool, skipped: list[str]) -> list[dict]:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from None
-    if isinstance(doc, dict) and ds.field and isinstance(doc.get(ds.field), list):
-        doc = doc[ds.field]
-    if not isinstance(doc, list):
-        raise DataError(
-            f"{path}: expected a JSON list of objects (or JSON Lines, one object per line)."
-        )
+        return row_file_kind(path)
+    except DataError as err:
+        raise DataError(f"{err} Or set the entry's `ds_type`.") from None
+
+
+def _read_rows(path: Path, kind: str, skip: bool, skipped: list[str]) -> list[dict[str, Any]]:
+    """Every row of one file through the shared reader; a bad row stops with its file:line, or
+    is skipped and counted with `skip_bad_rows`."""
     rows = []
-    for i, row in enumerate(doc):
-        if isinstance(row, dict):
-            rows.append(row)
-        else:
-            _bad(path, f"item {i}", "list items must be JSON objects", skip, skipped)
+    for record in iter_row_file(path, kind=kind):
+        if record.problem is not None:
+            msg = f"{record.where}: {record.problem}"
+            if not skip:
+                raise DataError(
+                    msg + " (set `skip_bad_rows: true` to skip such rows and count them)"
+                )
+            skipped.append(msg)
+            continue
+        rows.append(record.row)
     return rows
 
 
-def _read_csv(path: Path, skip: bool, skipped: list[str]) -> list[dict[str, Any]]:
-    rows = []
-    with path.open(encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames:
-            raise DataError(f"{path}: CSV has no header row.")
-        for row in reader:
-            if None in row:  # more cells than header names
-                _bad(path, f"{reader.line_num}", "more cells than header columns", skip, skipped)
-                continue
-            rows.append(row)
-    return rows
+def _read_json_field(path: Path, ds: DatasetConfig) -> list[dict[str, Any]] | None:
+    """A JSON object whose `field` key holds the list of rows (`field:` in the entry), or None
+    when the file is a plain list (the shared reader streams those)."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if isinstance(doc, dict) and isinstance(doc.get(ds.field), list):
+        bad = next((i for i, row in enumerate(doc[ds.field]) if not isinstance(row, dict)), None)
+        if bad is not None:
+            raise DataError(f"{path}: `{ds.field}` item {bad}: list items must be JSON objects.")
+        return doc[ds.field]
+    return None
 
 
 def _rows_to_dataset(rows: list[dict[str, Any]], where: str) -> Dataset:
@@ -160,12 +127,8 @@ def _read_local(files: list[Path], ds: DatasetConfig, skip: bool) -> RawRows:
             except Exception as err:  # pyarrow raises several types for a corrupt file
                 raise DataError(f"{path}: cannot read parquet ({err})") from None
             continue
-        if kind == "jsonl":
-            rows = _read_jsonl(path, skip, skipped)
-        elif kind == "json":
-            rows = _read_json(path, ds, skip, skipped)
-        else:
-            rows = _read_csv(path, skip, skipped)
+        nested = _read_json_field(path, ds) if kind == "json" and ds.field else None
+        rows = nested if nested is not None else _read_rows(path, kind, skip, skipped)
         parts.append(_rows_to_dataset(rows, str(path)))
     try:
         data = parts[0] if len(parts) == 1 else concatenate_datasets(parts)

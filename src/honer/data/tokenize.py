@@ -83,3 +83,26 @@ class TokenizerView:
             tokenize=False,
             add_generation_prompt=add_generation_prompt,
         )
+
+
+OK, TRUNCATED = "ok", "truncated"
+TOO_LONG = "dropped: longer than sequence_len"
+TRAINED_BEYOND = "dropped: trained part beyond sequence_len"
+
+
+def fit_to_length(
+    input_ids: list[int], labels: list[int], limit: int, truncate: bool
+) -> tuple[list[int], list[int], str]:
+    """The one rule for samples longer than `sequence_len` (`excess_length_strategy`).
+
+    Returns (ids, labels, status): a sample that fits is kept ("ok"); a longer one is dropped,
+    or with `truncate` cut to `limit` tokens ("truncated") unless no trained token would be left
+    (then dropped: a sample that trains nothing would only cost compute). Dropped: empty lists.
+    """
+    if len(input_ids) <= limit:
+        return input_ids, labels, OK
+    if not truncate:
+        return [], [], TOO_LONG
+    if all(x == IGNORE_INDEX for x in labels[:limit]):
+        return [], [], TRAINED_BEYOND
+    return input_ids[:limit], labels[:limit], TRUNCATED

@@ -24,7 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from honer.config.evals import KINDS, spec_problems
 from honer.errors import ConfigError
+
+__all__ = ["KINDS", "build_check", "run_checks", "spec_problems"]
 
 CheckFn = Callable[[str, str | None], float]
 
@@ -115,67 +118,28 @@ def _callable(spec: str, where: str) -> CheckFn:
     return score
 
 
-_REQUIRED = {
-    "regex": "pattern",
-    "not_regex": "pattern",
-    "json_schema": "schema",
-    "callable": "function",
-}
-KINDS = ("regex", "not_regex", "json", "json_schema", "exact", "contains", "callable")
-
-
-def spec_problems(spec: Any, where: str) -> list[tuple[str, str]]:
-    """Config-time checks of one entry, without importing user code (for `honer validate`)."""
-    if not isinstance(spec, dict):
-        return [(where, "each check must be a mapping with a `type`.")]
-    kind = spec.get("type")
-    if kind not in KINDS:
-        return [(f"{where}.type", f"unknown check `{kind}`; allowed: {', '.join(KINDS)}.")]
-    need = _REQUIRED.get(kind)
-    if need and need not in spec:
-        return [(f"{where}.{need}", f"required for a `{kind}` check.")]
-    if kind in ("regex", "not_regex"):
-        try:
-            re.compile(str(spec["pattern"]))
-        except re.error as err:
-            return [(f"{where}.pattern", f"invalid regular expression: {err}")]
-    return []
-
-
 def build_check(spec: dict[str, Any], where: str) -> Check:
-    """A `Check` from one YAML entry; a bad entry is a `ConfigError` naming its key path."""
+    """A `Check` from one YAML entry; a bad entry is a `ConfigError` naming its key path (the
+    same problems `honer validate` reports, plus a `callable` that does not import)."""
+    problems = spec_problems(spec, where)
+    if problems:
+        raise ConfigError(problems)
     kind = spec.get("type")
     threshold = float(spec.get("threshold", 1.0))
     name = str(spec.get("name") or kind)
 
-    def need(key: str) -> Any:
-        if key not in spec:
-            raise ConfigError([(f"{where}.{key}", f"required for a `{kind}` check.")])
-        return spec[key]
-
     if kind in ("regex", "not_regex"):
-        try:
-            fn = _regex(str(need("pattern")), negate=kind == "not_regex")
-        except re.error as err:
-            raise ConfigError(
-                [(f"{where}.pattern", f"invalid regular expression: {err}")]
-            ) from None
+        fn = _regex(str(spec["pattern"]), negate=kind == "not_regex")
     elif kind == "json":
         fn = _json
     elif kind == "json_schema":
-        schema = need("schema")
-        if not isinstance(schema, dict):
-            raise ConfigError([(f"{where}.schema", "must be a JSON schema object.")])
-        fn = _json_schema(schema)
+        fn = _json_schema(spec["schema"])
     elif kind == "exact":
         fn = _exact
     elif kind == "contains":
         fn = _contains(spec.get("value"))
-    elif kind == "callable":
-        fn = _callable(str(need("function")), where)
-    else:
-        allowed = "regex, not_regex, json, json_schema, exact, contains, callable"
-        raise ConfigError([(f"{where}.type", f"unknown check `{kind}`; allowed: {allowed}.")])
+    else:  # callable (spec_problems admits no other kind)
+        fn = _callable(str(spec["function"]), where)
     return Check(name=name, score=fn, threshold=threshold)
 
 

@@ -20,6 +20,34 @@ class LossResult:
     samples: int
 
 
+def _trained_positions_loss(model: Any, inputs: dict[str, Any], labels: Any) -> float:
+    """Summed next-token loss, with the output head run only where a label is trained.
+
+    The head of a large vocabulary is the biggest activation of a small model (49k logits per
+    token for SmolLM2); `logits_to_keep` (transformers' own argument) skips the positions no
+    label reads. Models without it get the full logits.
+    """
+    import torch.nn.functional as F
+
+    from honer.train.trainer import token_sum_loss
+
+    shifted = F.pad(labels, (0, 1), value=-100)[..., 1:]
+    keep = (shifted != -100).any(dim=0).nonzero().squeeze(-1)
+    try:
+        out = model(**inputs, logits_to_keep=keep)
+    except TypeError:  # a model class without `logits_to_keep`
+        return float(token_sum_loss(model(**inputs), labels, num_items_in_batch=1))
+    logits = out.logits.float()
+    return float(
+        F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]),
+            shifted[:, keep].reshape(-1),
+            ignore_index=-100,
+            reduction="sum",
+        )
+    )
+
+
 def eval_loss(
     model: Any,
     dataset: Any,
@@ -31,7 +59,6 @@ def eval_loss(
     import torch
 
     from honer.train.collate import PaddingCollator
-    from honer.train.trainer import token_sum_loss
 
     collate = PaddingCollator(pad_token_id=pad_token_id)
     device = next(model.parameters()).device
@@ -39,14 +66,18 @@ def eval_loss(
     was_training = model.training
     model.eval()
     try:
-        for start in range(0, len(dataset), batch_size):
-            rows = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        # Rows of similar length batched together: less padding, the same sum (order-free).
+        lengths = [len(ids) for ids in dataset["input_ids"]]
+        order = sorted(range(len(lengths)), key=lengths.__getitem__)
+        for start in range(0, len(order), batch_size):
+            rows = [dataset[i] for i in order[start : start + batch_size]]
             batch = collate([{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows])
             labels = batch.pop("labels").to(device)
             n = int((labels[..., 1:] != -100).sum())
-            with torch.no_grad():
-                out = model(**{k: v.to(device) for k, v in batch.items()})
-            total += float(token_sum_loss(out, labels, num_items_in_batch=1)) if n else 0.0
+            if n:
+                with torch.no_grad():
+                    inputs = {k: v.to(device) for k, v in batch.items()}
+                    total += _trained_positions_loss(model, inputs, labels)
             tokens += n
             if on_batch is not None:
                 on_batch(len(rows))

@@ -40,8 +40,8 @@ def generate(
 ) -> list[list[int]]:
     """Greedy continuations of each prompt (stop tokens removed), in input order.
 
-    Prompts are left-padded per batch with an attention mask, so batching does not change what
-    any prompt produces. `on_batch(n)` is called after each batch of n prompts (progress bars).
+    Prompts are sorted by length into batches and left-padded with an attention mask, so batching
+    does not change what any prompt produces (answers come back in input order). `on_batch(n)` is called after each batch of n prompts (progress bars).
     `generation` replaces the greedy settings with other `model.generate` arguments (sampling;
     it must include `max_new_tokens`).
     """
@@ -51,12 +51,15 @@ def generate(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else next(iter(stop))
     device = next(model.parameters()).device
     settings = generation or {"max_new_tokens": max_new_tokens, "do_sample": False}
-    outputs: list[list[int]] = []
+    outputs: list[list[int] | None] = [None] * len(prompts)
+    # Prompts of similar length share a batch (less left padding); answers return in input order.
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     was_training = model.training
     model.eval()
     try:
-        for start in range(0, len(prompts), batch_size):
-            batch = prompts[start : start + batch_size]
+        for start in range(0, len(order), batch_size):
+            positions = order[start : start + batch_size]
+            batch = [prompts[i] for i in positions]
             width = max(len(p) for p in batch)
             ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in batch], device=device)
             mask = torch.tensor(
@@ -70,10 +73,10 @@ def generate(
                     pad_token_id=pad_id,
                     **settings,
                 )
-            for row in out[:, width:].tolist():
-                outputs.append(strip_stop(row, stop))
+            for i, row in zip(positions, out[:, width:].tolist(), strict=True):
+                outputs[i] = strip_stop(row, stop)
             if on_batch is not None:
                 on_batch(len(batch))
     finally:
         model.train(was_training)
-    return outputs
+    return [o if o is not None else [] for o in outputs]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from honer.config.schema import Config
 from honer.errors import ModelError
 
 
@@ -22,7 +23,7 @@ class Source:
     kind: str
     folder: Path | None
 
-    def describe(self, cfg: Any) -> str:
+    def describe(self, cfg: Config) -> str:
         if self.kind == "base":
             return f"base model {cfg.base_model}"
         if self.kind == "full":
@@ -39,7 +40,7 @@ def folder_source(folder: Path, flag: str) -> Source:
     raise ModelError(f"{flag}: `{folder}` holds no model or adapter (no config.json).")
 
 
-def resolve_source(cfg: Any, lora_model_dir: Path | None, base_only: bool) -> Source:
+def resolve_source(cfg: Config, lora_model_dir: Path | None, base_only: bool) -> Source:
     """What `honer inference` loads, decided before any heavy import."""
     if base_only and lora_model_dir is not None:
         raise ModelError("--base-model-only: cannot be combined with --lora-model-dir.")
@@ -52,7 +53,7 @@ def resolve_source(cfg: Any, lora_model_dir: Path | None, base_only: bool) -> So
     return run_output_source(cfg)
 
 
-def run_output_source(cfg: Any) -> Source:
+def run_output_source(cfg: Config) -> Source:
     """The run's own result: the adapter in `lora_model_dir` / output_dir, or the fine-tune."""
     out = Path(cfg.output_dir)
     for candidate in (cfg.lora_model_dir, out if cfg.adapter else None):
@@ -67,7 +68,7 @@ def run_output_source(cfg: Any) -> Source:
     )
 
 
-def load_source(cfg: Any, source: Source, tokenizer: Any) -> Any:
+def load_source(cfg: Config, source: Source, tokenizer: Any) -> Any:
     """The model of `source` in eval mode, loaded as training loads (dtype, kernel, quantization)."""
     from honer.model.load import load_model
 
@@ -94,7 +95,7 @@ def load_source(cfg: Any, source: Source, tokenizer: Any) -> Any:
 
 
 def load_for_inference(
-    cfg: Any, lora_model_dir: Path | None = None, base_only: bool = False
+    cfg: Config, lora_model_dir: Path | None = None, base_only: bool = False
 ) -> tuple[Any, Any, str]:
     """(model, tokenizer, description) ready for generation."""
     from honer.model.load import load_tokenizer

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from honer.config.schema import Config
 from honer.data.formats.alpaca import build_prompt
-from honer.data.formats.chat_template import end_of_turn_text
+from honer.data.formats.chat_template import stop_token_ids
 from honer.data.formats.context import CHAT_TYPES, format_context
 from honer.data.tokenize import TokenizerView
 from honer.errors import DataError
@@ -31,7 +32,7 @@ Message = dict[str, str]
 class PromptFormatter:
     """Turns a conversation (`[{role, content}]`, last one from the user) into prompt token ids."""
 
-    def __init__(self, cfg: Any, tokenizer: Any, system: str | None = None) -> None:
+    def __init__(self, cfg: Config, tokenizer: Any, system: str | None = None) -> None:
         self.tokenizer = tokenizer
         self.dataset = cfg.datasets[0]
         self.kind = self.dataset.type
@@ -91,17 +92,5 @@ class PromptFormatter:
         return text
 
     def _stop_ids(self) -> set[int]:
-        """EOS plus the template's end-of-turn token when that is one token."""
-        stop = {self.tokenizer.eos_token_id} - {None}
-        if self.is_chat:
-            probe = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
-            try:
-                full = self.view.render_chat(probe, self.context.chat_template, False)
-            except Exception:  # a template that refuses the probe: EOS alone
-                return stop
-            end = full.rfind("Hello") + len("Hello")
-            eot = end_of_turn_text(full, end, len(full))
-            ids = self.view.encode(eot, add_special_tokens=False) if eot else []
-            if len(ids) == 1:
-                stop.add(ids[0])
-        return stop
+        template = self.context.chat_template if self.is_chat else None
+        return stop_token_ids(self.view, template, self.is_chat)

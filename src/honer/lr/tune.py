@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, get_args
 
 from honer.atomic import save_figure
 from honer.config.schema import Config, LrScheduler
-from honer.errors import HonerError
+from honer.errors import ConfigError, HonerError
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -144,12 +144,14 @@ def trial_config(cfg: Config, policy: str, lr: float, steps: int, output_dir: st
 
 
 def _check_configs(cfg: Config, pairs: list[tuple[str, float]], max_steps: int) -> None:
-    """Resolve every trial's schedule before anything trains, so a bad policy costs no run."""
-    from honer.train import optim
+    """Check every trial's config before anything trains, so a bad policy costs no run."""
+    from honer.config.checks import cross_field_problems
 
     for policy in dict.fromkeys(p for p, _ in pairs):
         lr = next(lr for p, lr in pairs if p == policy)
-        optim.schedule(trial_config(cfg, policy, lr, max_steps, cfg.output_dir))
+        problems = cross_field_problems(trial_config(cfg, policy, lr, max_steps, cfg.output_dir))
+        if problems:
+            raise ConfigError(problems)
 
 
 def _run_trial(

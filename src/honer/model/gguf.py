@@ -14,23 +14,20 @@ so an interrupted conversion never leaves a half-written cache behind.
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
-from typing import Any
 
+from honer.config.schema import Config
 from honer.errors import ModelError
 
 COMPLETE = ".honer-gguf-complete"  # written last: a folder without it is not a finished cache
 
 
-def is_gguf(cfg: Any) -> bool:
+def is_gguf(cfg: Config) -> bool:
     return cfg.gguf_file is not None or str(cfg.base_model).lower().endswith(".gguf")
 
 
-def gguf_path(cfg: Any) -> Path:
+def gguf_path(cfg: Config) -> Path:
     """The local GGUF file the config names (downloaded from the hub when it is a repo file)."""
     if cfg.gguf_file is None:
         path = Path(cfg.base_model)
@@ -136,7 +133,7 @@ def _convert(path: Path, dest: Path, final: Path, trust_remote_code: bool) -> No
     (dest / COMPLETE).write_text("")
 
 
-def converted_base(cfg: Any) -> Path:
+def converted_base(cfg: Config) -> Path:
     """The cached safetensors folder of the config's GGUF base, converting it on first use."""
     _require_gguf_package()
     path = gguf_path(cfg)
@@ -145,23 +142,13 @@ def converted_base(cfg: Any) -> Path:
     dest = cache_dir() / "gguf" / content_hash(path)
     if (dest / COMPLETE).is_file():
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
+    from honer.atomic import staged_folder
+
+    with staged_folder(dest, "converting") as staging:
         _convert(path, staging, dest, cfg.trust_remote_code)
-        if dest.exists():  # an unfinished folder from an interrupted conversion
-            shutil.rmtree(dest)
-        try:
-            os.replace(staging, dest)
-        except OSError:
-            if not (dest / COMPLETE).is_file():  # another process won the race: use its copy
-                raise
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return dest
 
 
-def loadable_base(cfg: Any) -> str:
+def loadable_base(cfg: Config) -> str:
     """What transformers loads for `base_model`: the converted folder for a GGUF, else the name."""
     return str(converted_base(cfg)) if is_gguf(cfg) else cfg.base_model

@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from honer import hardware
 from honer.config.schema import Config
-from honer.errors import ConfigError, ModelError
+from honer.errors import ConfigError, ModelError, is_out_of_memory, out_of_memory_error
 from honer.model.gguf import loadable_base
-from honer.train.memory import is_out_of_memory, out_of_memory_error
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase

@@ -23,38 +23,26 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from honer.errors import ModelError, NotSupportedError
+from honer.atomic import staged_folder
+from honer.errors import ModelError
+from honer.model.lora_weights import (
+    LoraWeights,
+    apply_dora,
+    load_lora,
+    lora_delta,
+)
 
 if TYPE_CHECKING:
     import torch
 
-PEFT_PREFIX = "base_model.model."
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
-ADAPTER_CONFIG = "adapter_config.json"
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
 DEFAULT_MAX_SHARD = 5 * 1024**3
 QLORA_BASES = ("dequantized", "original")
-DORA_MAGNITUDE = ".lora_magnitude_vector"
-
-
-@dataclass
-class LoraWeights:
-    """The adapter, as base-weight key → (A, B) pairs plus full replacements (modules_to_save)."""
-
-    pairs: dict[str, tuple[torch.Tensor, torch.Tensor]]
-    embedding_keys: set[str]  # pairs that belong to an nn.Embedding (delta is transposed)
-    replaced: dict[str, torch.Tensor]
-    scale: float
-    fan_in_fan_out: bool
-    config: dict[str, Any] = field(default_factory=dict)
-    magnitudes: dict[str, torch.Tensor] = field(default_factory=dict)  # DoRA: base key → m
 
 
 @dataclass(frozen=True)
@@ -86,134 +74,6 @@ def parse_size(text: str | int) -> int:
         raise ModelError(
             f"--max-shard-size: `{text}` is not a size (e.g. 5GB, 500MB, 2GiB)."
         ) from None
-
-
-def _refuse_unsupported(config: dict[str, Any], where: Path) -> None:
-    """Adapter features whose merge is not `W += scale · B @ A` are refused, never mis-merged."""
-    if config.get("peft_type", "LORA") != "LORA":
-        raise NotSupportedError(f"{where}: a {config.get('peft_type')} adapter is not LoRA.")
-    problems = {
-        "rank_pattern": "per-module ranks (`rank_pattern`)",
-        "alpha_pattern": "per-module alphas (`alpha_pattern`)",
-        "lora_bias": "LoRA biases (`lora_bias`)",
-        "layer_replication": "layer replication",
-        "trainable_token_indices": "trainable token indices",
-        "target_parameters": "LoRA on parameters (`target_parameters`)",
-        "use_qalora": "QA-LoRA",
-    }
-    for key, what in problems.items():
-        if config.get(key):
-            raise NotSupportedError(f"{where}: merging {what} is not supported.")
-    if config.get("bias", "none") != "none":
-        raise NotSupportedError(f"{where}: merging trained biases (`bias: {config['bias']}`).")
-
-
-def load_lora(adapter_dir: Path) -> LoraWeights:
-    """Read the adapter's config and weights, keyed by the base-model tensor they change."""
-    from safetensors.torch import load_file
-
-    cfg_path = adapter_dir / ADAPTER_CONFIG
-    weights_path = adapter_dir / ADAPTER_WEIGHTS
-    if not cfg_path.is_file() or not weights_path.is_file():
-        raise ModelError(
-            f"--lora-model-dir: `{adapter_dir}` holds no adapter ({ADAPTER_CONFIG} and "
-            f"{ADAPTER_WEIGHTS}); train one with `adapter: lora` or point at its folder."
-        )
-    config = json.loads(cfg_path.read_text())
-    _refuse_unsupported(config, cfg_path)
-    r, alpha = config["r"], config["lora_alpha"]
-    scale = alpha / (r**0.5) if config.get("use_rslora") else alpha / r
-    pairs: dict[str, dict[str, Any]] = {}
-    embedding_keys: set[str] = set()
-    replaced: dict[str, Any] = {}
-    magnitudes: dict[str, Any] = {}
-    for key, tensor in load_file(str(weights_path)).items():
-        name = key[len(PEFT_PREFIX) :] if key.startswith(PEFT_PREFIX) else key
-        if name.endswith(DORA_MAGNITUDE):
-            magnitudes[name[: -len(DORA_MAGNITUDE)] + ".weight"] = tensor
-            continue
-        for marker, part, emb in (
-            (".lora_A.weight", "A", False),
-            (".lora_B.weight", "B", False),
-            (".lora_embedding_A", "A", True),
-            (".lora_embedding_B", "B", True),
-        ):
-            if name.endswith(marker):
-                base_key = name[: -len(marker)] + ".weight"
-                pairs.setdefault(base_key, {})[part] = tensor
-                if emb:
-                    embedding_keys.add(base_key)
-                break
-        else:  # a module trained in full (modules_to_save): its weights replace the base's
-            replaced[name.replace(".modules_to_save.default", "")] = tensor
-    broken = [k for k, v in pairs.items() if set(v) != {"A", "B"}]
-    if broken:
-        raise ModelError(f"{weights_path}: LoRA A/B pair incomplete for {broken[:3]}.")
-    _check_dora(config, pairs, embedding_keys, magnitudes, weights_path)
-    return LoraWeights(
-        pairs={k: (v["A"], v["B"]) for k, v in pairs.items()},
-        embedding_keys=embedding_keys,
-        replaced=replaced,
-        scale=scale,
-        fan_in_fan_out=bool(config.get("fan_in_fan_out")),
-        config=config,
-        magnitudes=magnitudes,
-    )
-
-
-def _check_dora(
-    config: dict[str, Any],
-    pairs: dict[str, Any],
-    embedding_keys: set[str],
-    magnitudes: dict[str, Any],
-    weights_path: Path,
-) -> None:
-    """A DoRA adapter has one magnitude vector per adapted linear weight, and nothing else."""
-    if not config.get("use_dora"):
-        if magnitudes:
-            raise ModelError(
-                f"{weights_path}: holds DoRA magnitude vectors but its config has no "
-                "`use_dora: true`; the adapter folder is inconsistent."
-            )
-        return
-    if embedding_keys:
-        raise NotSupportedError(
-            f"{weights_path}: merging DoRA on embedding layers "
-            f"({sorted(embedding_keys)[:2]}) is not supported; merge it with peft's "
-            "`merge_and_unload`, or train DoRA on linear layers only."
-        )
-    missing = sorted(set(pairs) - set(magnitudes))
-    stray = sorted(set(magnitudes) - set(pairs))
-    if missing or stray:
-        raise ModelError(
-            f"{weights_path}: DoRA magnitude vectors do not match the LoRA pairs "
-            f"(missing for {missing[:3]}, without a pair: {stray[:3]}); was the adapter saved "
-            "whole?"
-        )
-
-
-def apply_dora(lora: LoraWeights, key: str, merged: torch.Tensor) -> torch.Tensor:
-    """Rescale `W + ΔW` (float32, base layout) to the trained magnitudes, as peft's DoRA merge:
-    `W' · m / ‖W'‖`, one norm per output feature (per row; per column when `fan_in_fan_out`)."""
-    magnitude = lora.magnitudes[key].float()
-    dim = 0 if lora.fan_in_fan_out else 1
-    norm = merged.norm(p=2, dim=dim)
-    if magnitude.shape != norm.shape:
-        raise ModelError(
-            f"DoRA magnitude of `{key}` is {tuple(magnitude.shape)} but the weight has "
-            f"{norm.numel()} output features: was the adapter trained on this base?"
-        )
-    factor = (magnitude / norm).unsqueeze(dim)
-    return merged * factor
-
-
-def lora_delta(lora: LoraWeights, key: str) -> torch.Tensor:
-    """scale · B @ A for one weight, in float32 and in the base weight's layout."""
-    a, b = lora.pairs[key]
-    if key in lora.embedding_keys:  # peft Embedding: A is (r, vocab), B is (dim, r)
-        return (b.float() @ a.float()).T * lora.scale
-    delta = (b.float() @ a.float()) * lora.scale
-    return delta.T if lora.fan_in_fan_out else delta
 
 
 def base_weight_files(base_dir: Path) -> list[Path]:
@@ -388,9 +248,7 @@ def merge_lora(
     quantized = (
         quantized_weight_names(base_dir, list(quantization.skip_modules)) if quantization else set()
     )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.merging-", dir=output.parent))
-    try:
+    with staged_folder(output, "merging") as staging:
         writer = _ShardWriter(staging, max_shard_size)
         pending = set(lora.pairs) | set(lora.replaced)
         merged = rounded = 0
@@ -436,10 +294,6 @@ def merge_lora(
             save_tokenizer.save_pretrained(str(staging))
         for name, text in (extra_files or {}).items():
             (staging / name).write_text(text)
-        _publish(staging, output)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return MergeResult(output, shards, merged, rounded, writer.total)
 
 
@@ -473,187 +327,3 @@ def _write_generation_config(base_dir: Path, staging: Path, stop_ids: set[int] |
         merged = have + sorted(set(stop_ids) - set(have))
         gen["eos_token_id"] = merged[0] if len(merged) == 1 else merged
     (staging / "generation_config.json").write_text(json.dumps(gen, indent=2) + "\n")
-
-
-def _publish(staging: Path, output: Path) -> None:
-    """Rename the staged folder into place; an old output (allowed by --force) goes only then."""
-    if output.exists():
-        trash = Path(tempfile.mkdtemp(prefix=f".{output.name}.old-", dir=output.parent))
-        os.replace(output, trash / output.name)
-        os.replace(staging, output)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(staging, output)
-
-
-# --- from a config: the `honer merge-lora` command's work --------------------------------------
-
-
-def _final_metrics(run_dir: Path) -> dict[str, float]:
-    """The last logged value of each loss-like metric in the run's metrics.jsonl."""
-    path = run_dir / "metrics.jsonl"
-    found: dict[str, float] = {}
-    if not path.is_file():
-        return found
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        for key, value in row.items():
-            if isinstance(value, (int, float)) and ("loss" in key or "perplexity" in key):
-                found[key] = float(value)
-        if "step" in row:
-            found["step"] = float(row["step"])
-    return found
-
-
-def model_card(
-    cfg: Any, adapter_dir: Path | None, config_yaml: str, notes: list[str], merged: bool
-) -> str:
-    """README.md for a merged model or an adapter: base, datasets, config and final metrics."""
-    kind = "merged model" if merged else f"{cfg.adapter or 'full'} fine-tune"
-    lines = [
-        "---",
-        f"base_model: {cfg.base_model}",
-        # An adapter folder is a peft artefact; a merged model or a full fine-tune loads with
-        # transformers alone.
-        "library_name: peft" if cfg.adapter and not merged else "library_name: transformers",
-        "tags: [honer]",
-        "---",
-        "",
-        f"# {Path(cfg.output_dir).name} ({kind})",
-        "",
-        f"Fine-tuned from `{cfg.base_model}` with honer"
-        + (
-            f" (adapter: `{cfg.adapter}`, r={cfg.lora_r}, alpha={cfg.lora_alpha})."
-            if cfg.adapter
-            else "."
-        ),
-        "",
-        "## Datasets",
-        "",
-        *[f"- `{ds.path}` (type `{ds.type}`)" for ds in cfg.datasets],
-        "",
-    ]
-    metrics = _final_metrics(adapter_dir or Path(cfg.output_dir))
-    if metrics:
-        lines += ["## Metrics (last logged values)", "", "| metric | value |", "|---|---|"]
-        lines += [f"| {k} | {v:.6g} |" for k, v in sorted(metrics.items())]
-        lines.append("")
-    if notes:
-        lines += ["## Notes", "", *[f"- {n}" for n in notes], ""]
-    lines += ["## Config", "", "```yaml", config_yaml.rstrip(), "```", ""]
-    return "\n".join(lines)
-
-
-QLORA_NOTE = {
-    "dequantized": "QLoRA: the adapter was merged into the base weights rounded through the same "
-    "4-bit quantization it was trained against, so this model reproduces the trained QLoRA model "
-    "(up to float rounding), including the quantization error of the frozen weights.",
-    "original": "QLoRA: the adapter was merged into the original full-precision weights, which it "
-    "was not trained against; expect logits to differ slightly from the trained QLoRA model "
-    "(the 4-bit quantization error of the base, measured in docs/inference.md).",
-}
-
-
-DORA_NOTE = (
-    "DoRA: each adapted weight is `W + scale · B @ A` rescaled, row by row, to the trained "
-    "magnitude vector (as peft's `merge_and_unload` does), so the merged model reproduces the "
-    "trained DoRA model."
-)
-
-
-def training_dtype(cfg: Any) -> torch.dtype:
-    """The dtype the adapter was trained against (the merged model's default): float32 unless
-    the config trains in bf16/fp16. A bf16/fp16 config merged on a machine without that
-    precision was trained elsewhere, in that precision."""
-    import torch
-
-    from honer.model.load import model_dtype
-
-    try:
-        return model_dtype(cfg)
-    except Exception:
-        return torch.bfloat16 if cfg.bf16 is True else torch.float16
-
-
-def merge_from_config(
-    cfg: Any,
-    lora_model_dir: Path | None,
-    output: Path | None,
-    *,
-    qlora_base: str = "dequantized",
-    dtype: torch.dtype | None = None,
-    max_shard_size: int = DEFAULT_MAX_SHARD,
-    force: bool = False,
-) -> MergeResult:
-    """Merge the config's adapter (`--lora-model-dir`, `lora_model_dir`, or output_dir) into its base.
-
-    The output (default `output_dir/merged`) holds safetensors shards, config, generation config,
-    tokenizer, the run's config.yml and a model card.
-    """
-    from honer.model.load import load_tokenizer
-
-    if qlora_base not in QLORA_BASES:
-        raise ModelError(f"--qlora-base: `{qlora_base}` is not one of {', '.join(QLORA_BASES)}.")
-    adapter_dir = Path(lora_model_dir or cfg.lora_model_dir or cfg.output_dir)
-    if not (adapter_dir / ADAPTER_CONFIG).is_file():
-        flag = "--lora-model-dir" if lora_model_dir else "output_dir"
-        raise ModelError(
-            f"{flag}: `{adapter_dir}` holds no {ADAPTER_CONFIG}: nothing to merge (a full "
-            "fine-tune is already a standalone model)."
-        )
-    output = Path(output or Path(cfg.output_dir) / "merged")
-    check_output(output, force)
-    from honer.model.gguf import is_gguf, loadable_base
-
-    base_dir = (
-        Path(loadable_base(cfg))
-        if is_gguf(cfg)
-        else resolve_base_dir(cfg.base_model, cfg.revision_of_model)
-    )
-    quantized = bool(cfg.load_in_4bit or cfg.adapter == "qlora")
-    if cfg.load_in_8bit and not quantized:
-        raise NotSupportedError(
-            "load_in_8bit: merging an adapter trained on an 8-bit base is not supported; merge "
-            "into the original weights by loading the config without `load_in_8bit`."
-        )
-    notes = []
-    if json.loads((adapter_dir / ADAPTER_CONFIG).read_text()).get("use_dora"):
-        notes.append(DORA_NOTE)
-    quantization = None
-    if quantized:
-        from honer.config.schema import BnbConfig
-
-        bnb = cfg.bnb_config_kwargs or BnbConfig()
-        notes.append(QLORA_NOTE[qlora_base])
-        if qlora_base == "dequantized":
-            quantization = Quantization(
-                quant_type=bnb.bnb_4bit_quant_type,
-                double_quant=bnb.bnb_4bit_use_double_quant,
-                load_dtype=training_dtype(cfg),
-            )
-    config_file = adapter_dir / "config.yml"
-    if config_file.is_file():
-        config_yaml = config_file.read_text()
-    else:
-        from honer.train.trainer import resolved_config_yaml
-
-        config_yaml = resolved_config_yaml(cfg)
-    card = model_card(cfg, adapter_dir, config_yaml, notes, merged=True)
-    from honer.infer.prompt import PromptFormatter  # the one definition of where answers stop
-
-    tokenizer = load_tokenizer(cfg)
-    return merge_lora(
-        base_dir,
-        adapter_dir,
-        output,
-        dtype=dtype or training_dtype(cfg),
-        quantization=quantization,
-        max_shard_size=max_shard_size,
-        force=force,
-        extra_files={"README.md": card, "config.yml": config_yaml},
-        save_tokenizer=tokenizer,
-        stop_ids=PromptFormatter(cfg, tokenizer).stop_ids,
-    )

@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
-import tempfile
 from pathlib import Path
 
 from honer.data.formats.templates import CHATML
@@ -166,9 +164,9 @@ def tiny_model(
     }
     if marker.is_file() and json.loads(marker.read_text()) == spec:
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
+    from honer.atomic import staged_folder
+
+    with staged_folder(dest) as tmp:
         tokenizer = build_tokenizer(vocab_size=vocab_size, seed=seed)
         model = build_model(
             len(tokenizer),
@@ -181,10 +179,4 @@ def tiny_model(
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / "honer_tiny.json").write_text(json.dumps(spec))
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return dest

@@ -27,37 +27,16 @@ import dataclasses
 import importlib.util
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from honer import hardware
 from honer.config.schema import Config
-from honer.errors import ConfigError, NotSupportedError
+from honer.errors import ConfigError
 from honer.model.load import use_bf16, use_fp16, use_tf32
 from honer.train import optim, parallel
-
-# Axolotl keys we parse but cannot honour in `train` yet: (key, is it switched on?).
-_UNSUPPORTED: tuple[tuple[str, Any], ...] = (
-    ("hub_model_id", lambda cfg: cfg.hub_model_id is not None),
-)
-
-
-def check_supported(cfg: Config) -> None:
-    """Refuse options `honer train` would otherwise silently ignore (one error, first key)."""
-    for key, switched_on in _UNSUPPORTED:
-        if switched_on(cfg):
-            value = getattr(cfg, key)
-            shown = "true" if value is True else value
-            fix = "remove it or set it to false" if isinstance(value, bool) else "remove it"
-            raise NotSupportedError(
-                f"`{key}: {shown}` is not supported by `honer train` yet; {fix}."
-            )
-    if not cfg.save_safetensors:
-        raise NotSupportedError(
-            "`save_safetensors: false` is not supported: transformers 5 writes only "
-            "safetensors; remove the key."
-        )
-
 
 # The packages each tracking integration needs, and how to install them.
 _TRACKERS = {
@@ -96,17 +75,6 @@ def plan_steps(cfg: Config, examples: int, has_eval: bool, ranks: int | None = N
     ga = cfg.gradient_accumulation_steps
     steps_per_epoch = max(1, batches // ga + int(batches % ga > 0))
     total = cfg.max_steps or math.ceil(cfg.num_epochs * steps_per_epoch)
-    if not has_eval and (cfg.evals_per_epoch or cfg.eval_steps):
-        key = "evals_per_epoch" if cfg.evals_per_epoch else "eval_steps"
-        raise ConfigError(
-            [
-                (
-                    key,
-                    "set, but there is no validation set: set `val_set_size` or "
-                    f"`test_datasets`, or remove `{key}`.",
-                )
-            ]
-        )
     eval_steps = cfg.eval_steps
     if cfg.evals_per_epoch:
         eval_steps = _per_epoch_interval(steps_per_epoch, cfg.evals_per_epoch)
@@ -129,7 +97,7 @@ def packing_settings(cfg: Config) -> dict[str, Any]:
     """The bin-packing arguments the config sets (one place for the pack seed)."""
     return dict(
         capacity=cfg.sequence_len,
-        seed=cfg.data_seed if cfg.data_seed is not None else cfg.seed,
+        seed=cfg.resolved_data_seed,
         group_size=cfg.sample_packing_group_size,
         bin_size=cfg.sample_packing_bin_size,
     )
@@ -155,25 +123,9 @@ def plan_for_dataset(
     return plan_steps(cfg, rows, has_eval, ranks)
 
 
-def _keep_best(cfg: Config, kwargs: dict[str, Any], has_eval: bool) -> None:
-    """Keep (and load at the end) the checkpoint with the lowest eval loss; every save must
-    fall on an evaluation, or the best one may never be written."""
-    key = "early_stopping_patience" if cfg.early_stopping_patience else "load_best_model_at_end"
-    if not has_eval:
-        raise ConfigError([(key, "needs a validation set: set `val_set_size` or `test_datasets`.")])
-    aligned = kwargs["eval_strategy"] == kwargs["save_strategy"] and (
-        kwargs["save_strategy"] != "steps" or kwargs["save_steps"] % kwargs["eval_steps"] == 0
-    )
-    if not aligned:
-        raise ConfigError(
-            [
-                (
-                    key,
-                    "checkpoints must be saved at evaluations: use the same `saves_per_epoch` "
-                    "and `evals_per_epoch` (or `save_steps` a multiple of `eval_steps`).",
-                )
-            ]
-        )
+def _keep_best(kwargs: dict[str, Any]) -> None:
+    """Keep (and load at the end) the checkpoint with the lowest eval loss. The config's checks
+    made sure every save falls on an evaluation, so the best one is always written."""
     kwargs.update(
         load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False
     )
@@ -208,6 +160,23 @@ def tracking_env(cfg: Config) -> dict[str, str]:
     return env
 
 
+@contextmanager
+def tracking_environment(cfg: Config) -> Iterator[None]:
+    """The trackers' environment variables (W&B reads its project, entity… from there) for the
+    length of a run, restored afterwards: building or running a trainer leaks nothing."""
+    env = tracking_env(cfg)
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def check_trackers(targets: list[str]) -> None:
     """Each requested integration's package must be importable (else transformers fails late)."""
     for target in targets:
@@ -225,11 +194,8 @@ def check_trackers(targets: list[str]) -> None:
 
 def preflight(cfg: Config) -> None:
     """Every check that needs neither data nor model, so a config mistake costs no model load."""
-    check_supported(cfg)
     use_bf16(cfg)
     use_fp16(cfg)
-    optim.schedule(cfg)
-    optim.optimizer_name(cfg)
     check_trackers(cfg.resolved_report_to)
 
 
@@ -243,14 +209,14 @@ def _set(kwargs: dict[str, Any], fields: set[str], names: tuple[str, ...], value
 
 
 def training_arguments(cfg: Config, plan: StepPlan, has_eval: bool) -> Any:
-    """Build `TrainingArguments` for the run; also exports the W&B environment variables."""
+    """Build `TrainingArguments` for the run (no side effect: the trackers' environment is set
+    only while training runs, by `tracking_environment`)."""
     from transformers import TrainingArguments
 
     fields = {f.name for f in dataclasses.fields(TrainingArguments)}
     sched_name, sched_kwargs = optim.schedule(cfg)
     report_to = cfg.resolved_report_to
     check_trackers(report_to)
-    os.environ.update(tracking_env(cfg))
 
     kwargs: dict[str, Any] = {
         "output_dir": cfg.output_dir,
@@ -301,7 +267,7 @@ def training_arguments(cfg: Config, plan: StepPlan, has_eval: bool) -> Any:
     else:
         kwargs["save_strategy"] = "epoch"
     if cfg.load_best_model_at_end or cfg.early_stopping_patience:
-        _keep_best(cfg, kwargs, has_eval)
+        _keep_best(kwargs)
     _set(
         kwargs,
         fields,

@@ -19,6 +19,7 @@ import re
 import shutil
 from pathlib import Path
 
+from honer.atomic import fsync_dir, fsync_tree, publish_folder
 from honer.config.schema import Config
 from honer.errors import ConfigError, HonerError
 
@@ -102,48 +103,10 @@ def clean_staging(output_dir: str | Path) -> None:
                 shutil.rmtree(p, ignore_errors=True)
 
 
-def _fsync_tree(root: Path) -> None:
-    """Flush every file and folder under `root` to disk, so a power cut cannot publish holes."""
-    for dirpath, _, filenames in os.walk(root):
-        for name in filenames:
-            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        _fsync_dir(Path(dirpath))
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # some platforms cannot open folders; the rename is still atomic
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def publish(staged: Path, final: Path) -> None:
-    """Move the complete folder `staged` to `final` in one rename.
-
-    If `final` exists (a resumed run saving the same step again), it is first renamed aside and
-    deleted only after the new one is in place.
-    """
-    _fsync_tree(staged)
-    old = None
-    if final.exists():
-        old = final.with_name(f"{STAGING_PREFIX}old-{final.name}")
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(final, old)
-    os.replace(staged, final)
-    _fsync_dir(final.parent)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    """Move the complete folder `staged` to `final` in one rename (`honer.atomic`); a resumed
+    run saving the same step again replaces the old folder only once the new one is in place."""
+    publish_folder(staged, final, old_name=f"{STAGING_PREFIX}old-{final.name}")
 
 
 def rotate(output_dir: str | Path, limit: int | None, keep: Path | None = None) -> list[Path]:
@@ -172,7 +135,7 @@ def publish_files(staged: Path, dest: Path) -> list[str]:
     The final model shares `output_dir` with the checkpoints, so the folder itself cannot be
     swapped; each file is replaced whole instead (a reader sees the old or the new file).
     """
-    _fsync_tree(staged)
+    fsync_tree(staged)
     dest.mkdir(parents=True, exist_ok=True)
     names = []
     for src in sorted(staged.iterdir()):
@@ -184,7 +147,7 @@ def publish_files(staged: Path, dest: Path) -> list[str]:
         else:
             os.replace(src, target)
         names.append(src.name)
-    _fsync_dir(dest)
+    fsync_dir(dest)
     return names
 
 

@@ -20,7 +20,6 @@ Importing this module must not import torch (config checks use `DEEPSPEED_PRESET
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -28,27 +27,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from honer import hardware
+from honer.config.engines import DEEPSPEED_PRESETS, fsdp_version
 from honer.errors import NotSupportedError
+from honer.ranks import is_main_process, rank, world_size
+
+__all__ = ["DEEPSPEED_PRESETS", "fsdp_version", "is_main_process", "rank", "world_size"]
 
 if TYPE_CHECKING:
     from honer.config.schema import Config
-
-DEEPSPEED_PRESETS = ("zero1", "zero2", "zero3", "zero3_offload")
-
-
-def world_size() -> int:
-    """Processes in this run (set by torchrun / accelerate launch; 1 otherwise)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def rank() -> int:
-    """This process's global rank (0 when not launched by torchrun / accelerate)."""
-    return int(os.environ.get("RANK", "0"))
-
-
-def is_main_process() -> bool:
-    """Rank 0 writes every output, log line and report; the others only compute."""
-    return rank() == 0
 
 
 @contextmanager
@@ -68,13 +54,6 @@ def main_process_first(cfg: Config) -> Iterator[None]:
     )
     with state.main_process_first():
         yield
-
-
-def fsdp_version(cfg: Config) -> int:
-    """`fsdp_config.version`, or Axolotl's top-level `fsdp_version` (2 unless set)."""
-    if cfg.fsdp_version is not None:
-        return cfg.fsdp_version
-    return cfg.fsdp_config.version if cfg.fsdp_config is not None else 2
 
 
 def deepspeed_config_path(value: str) -> Path:
@@ -218,7 +197,7 @@ def _held(params: list[Any], zero_partition: int | None) -> tuple[int, int]:
 
 def engine_report(trainer: Any) -> dict[str, Any]:
     """What really runs, measured on the prepared model: the engine accelerate chose, the world
-    size, and how many trainable parameters this rank holds (DESIGN: fallbacks are silent, so
+    size, and how many trainable parameters this rank holds (engine fallbacks are silent, so
     tests and users check this rather than the config)."""
     state = trainer.accelerator.state
     model = trainer.model

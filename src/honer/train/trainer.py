@@ -3,7 +3,7 @@
 What the subclass changes, and why:
 
 * Loss normalisation. The loss of an optimizer step is the sum of token losses over every
-  micro-batch of the step divided by the number of trained tokens in the *whole* step (DESIGN:
+  micro-batch of the step divided by the number of trained tokens in the *whole* step (measured:
   the "mean of means" bug must not come back). `get_batch_samples` counts the trained tokens of
   the accumulated micro-batches (labels shifted by one, as the causal loss is), and
   `token_sum_loss` divides each micro-batch's summed loss by that count, so the accumulated
@@ -32,21 +32,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
 from rich.console import Console
 from transformers import Trainer
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+from honer.config.dump import resolved_config_yaml
 from honer.config.schema import Config
 from honer.data import packing
-from honer.errors import DataError
+from honer.errors import DataError, is_out_of_memory, out_of_memory_error
+from honer.model import segment_attention
 from honer.train import checkpoint as ckpt
 from honer.train import optim, parallel
 from honer.train.args import (
     StepPlan,
-    check_supported,
     packing_settings,
     plan_steps,
+    tracking_environment,
     training_arguments,
 )
 from honer.train.callbacks import (
@@ -56,7 +57,6 @@ from honer.train.callbacks import (
     MetricsJsonlCallback,
 )
 from honer.train.collate import IGNORE_INDEX, PaddingCollator
-from honer.train.memory import is_out_of_memory, out_of_memory_error
 
 if TYPE_CHECKING:
     import torch
@@ -293,27 +293,6 @@ def _check_dataset(dataset: Dataset | None, name: str) -> None:
         )
 
 
-def resolved_config_yaml(cfg: Config) -> str:
-    """The config as it ran: every key with its value, learning rate and trackers resolved.
-
-    Secrets never live in the config (W&B and hub credentials come from the environment), so the
-    dump holds none. LoRA keys are left out of full fine-tuning runs: they did not apply, and the
-    loader rejects them without an adapter.
-    """
-    from honer.config.checks import LORA_KEYS
-
-    data = cfg.model_dump(mode="json", exclude_none=True)
-    data["learning_rate"] = cfg.resolved_learning_rate
-    if cfg.resolved_report_to:
-        data["report_to"] = cfg.resolved_report_to
-    data.pop("resume_from_checkpoint", None)
-    if cfg.adapter is None:
-        for key in LORA_KEYS:
-            data.pop(key, None)
-    header = "# The resolved config of this run (written by honer train).\n"
-    return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
-
-
 def _summary(plan: StepPlan, trained_tokens: int, cfg: Config) -> str:
     eff = cfg.effective_batch_size * plan.world_size
     return (
@@ -357,9 +336,13 @@ def build_trainer(
     callbacks: list[Any] | None = None,
 ) -> tuple[HonerTrainer, StepPlan]:
     """The configured trainer and its step plan, without training (tests inspect these)."""
-    check_supported(cfg)
     _check_dataset(train_dataset, "training")
     has_eval = eval_dataset is not None and len(eval_dataset) > 0
+    if not has_eval and (cfg.evals_per_epoch or cfg.eval_steps):
+        raise DataError(
+            "the config evaluates during training (`evals_per_epoch` / `eval_steps`), but no "
+            "validation rows were given to the trainer."
+        )
     if eval_dataset is not None and has_eval:
         _check_dataset(eval_dataset, "validation")
     if tokenizer.pad_token_id is None:
@@ -385,7 +368,8 @@ def build_trainer(
             eval_dataset, _ = packing.pack_dataset(eval_dataset, **pack)
         # Packed rows carry position_ids; an unpacked set beside them is padded as usual.
         collator = packing.PackedCollator(tokenizer.pad_token_id, pad_to_length, collator)
-        packing.use_segment_attention(model)  # CPU sdpa: per-sample causal blocks, ~10× faster
+        # CPU sdpa: per-sample causal blocks, ~10× faster than the masked path.
+        segment_attention.use_segment_attention(model)
     plan = plan_steps(cfg, len(train_dataset), has_eval)
     args = training_arguments(cfg, plan, has_eval)
     trainer = HonerTrainer(
@@ -451,7 +435,8 @@ def train(
         if resume_from is not None:
             console.print(f"resuming from {resume_from}", markup=False)
     try:
-        output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        with tracking_environment(cfg):
+            output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     except Exception as err:
         if is_out_of_memory(err):
             raise out_of_memory_error(

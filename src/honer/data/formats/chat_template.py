@@ -251,3 +251,22 @@ def tokenize_row(
     row: dict[str, Any], tok: TokenizerView, ctx: FormatContext
 ) -> list[TokenizedSample]:
     return tokenize_conversation(row, tok, ctx, "messages", "role", "content")
+
+
+def stop_token_ids(tok: TokenizerView, template: str | None, is_chat: bool) -> set[int]:
+    """Where generation must stop: EOS, plus the chat template's end-of-turn token when it is
+    one token (ChatML's `<|im_end|>` is often not the EOS: without it a chat model talks on into
+    an invented next turn). Used by inference and written into merged models' generation config."""
+    stop = {tok.eos_token_id} - {None}
+    if not is_chat:
+        return stop
+    probe = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
+    full = _render(tok, probe, template, gen=False)
+    if full is None:  # a template that refuses the probe: EOS alone
+        return stop
+    end = full.rfind("Hello") + len("Hello")
+    eot = end_of_turn_text(full, end, len(full))
+    ids = tok.encode(eot, add_special_tokens=False) if eot else []
+    if len(ids) == 1:
+        stop.add(ids[0])
+    return stop

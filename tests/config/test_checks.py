@@ -1,0 +1,316 @@
+"""Every message of `honer.config.checks` is triggered by a config here, and says what it should.
+
+`test_every_check_message_is_triggered` holds the table to the code: it records which `yield`
+statement of checks.py produced each problem and fails when a `yield` is never reached, so a new
+rule cannot land without a case here.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from typing import Any
+
+import pytest
+
+from honer.config import checks
+from honer.config.load import config_from_dict
+from honer.errors import ConfigError
+
+BASE: dict[str, Any] = {
+    "base_model": "some/model",
+    "datasets": [{"path": "data.jsonl", "type": "alpaca"}],
+    "output_dir": "out",
+}
+LORA = {"adapter": "lora"}
+VAL = {"val_set_size": 0.1}
+CHAT = {"datasets": [{"path": "d.jsonl", "type": "chat_template"}]}
+
+# (case id, keys added to BASE, expected key path, fragment of the message)
+CASES: list[tuple[str, dict[str, Any], str, str]] = [
+    ("fp16+bf16", {"fp16": True, "bf16": True}, "fp16", "both true: choose one precision"),
+    (
+        "gguf twice",
+        {"base_model": "m.gguf", "gguf_file": "m.gguf"},
+        "gguf_file",
+        "already names a .gguf file",
+    ),
+    ("gguf name", {"gguf_file": "model.bin"}, "gguf_file", "`model.bin` is not a .gguf file name"),
+    (
+        "gguf+config",
+        {"base_model": "m.gguf", "base_model_config": "x"},
+        "base_model_config",
+        "the GGUF file carries the model config",
+    ),
+    (
+        "4+8 bit",
+        {**LORA, "load_in_4bit": True, "load_in_8bit": True},
+        "load_in_4bit",
+        "both true: choose one",
+    ),
+    ("qlora no 4bit", {"adapter": "qlora"}, "adapter", "needs `load_in_4bit: true`"),
+    ("lora 4bit", {**LORA, "load_in_4bit": True}, "adapter", "use `adapter: qlora`"),
+    ("full 8bit", {"load_in_8bit": True}, "load_in_8bit", "cannot be fully fine-tuned"),
+    (
+        "bnb kwargs",
+        {"bnb_config_kwargs": {"bnb_4bit_quant_type": "nf4"}},
+        "bnb_config_kwargs",
+        "neither `load_in_4bit` nor `load_in_8bit`",
+    ),
+    ("lora keys, full", {"lora_r": 8}, "lora_r", "`adapter` is empty (full fine-tuning)"),
+    (
+        "warmup twice",
+        {"warmup_steps": 2, "warmup_ratio": 0.1},
+        "warmup_ratio",
+        "`warmup_steps` and `warmup_ratio` are both set",
+    ),
+    (
+        "two kernels",
+        {"flash_attention": True, "sdp_attention": True},
+        "sdp_attention",
+        "both true: keep one",
+    ),
+    (
+        "kernel+impl",
+        {"sdp_attention": True, "attn_implementation": "eager"},
+        "attn_implementation",
+        "set together with `sdp_attention`",
+    ),
+    ("val negative", {"val_set_size": -1}, "val_set_size", "-1.0 is negative"),
+    ("val 2.5", {"val_set_size": 2.5}, "val_set_size", "neither a fraction in [0, 1)"),
+    (
+        "val+test",
+        {**VAL, "test_datasets": [{"path": "t.jsonl", "type": "alpaca"}]},
+        "val_set_size",
+        "keep one way of validating",
+    ),
+    ("jinja empty", {"chat_template": "jinja"}, "chat_template_jinja", "needs the template text"),
+    (
+        "jinja text alone",
+        {"chat_template_jinja": "{{ x }}"},
+        "chat_template",
+        "also set `chat_template: jinja`",
+    ),
+    (
+        "chat key on alpaca",
+        {"datasets": [{"path": "d.jsonl", "type": "alpaca", "roles_to_train": ["assistant"]}]},
+        "datasets[0].roles_to_train",
+        "only applies to chat formats, not `alpaca`",
+    ),
+    (
+        "conversation on chat_template",
+        {"datasets": [{"path": "d.jsonl", "type": "chat_template", "conversation": "chatml"}]},
+        "datasets[0].conversation",
+        "is a sharegpt key",
+    ),
+    (
+        "entry jinja",
+        {"datasets": [{"path": "d.jsonl", "type": "chat_template", "chat_template": "jinja"}]},
+        "datasets[0].chat_template",
+        "needs top-level `chat_template_jinja`",
+    ),
+    ("composite empty", {"lr_scheduler": "composite"}, "lr_phases", "needs `lr_phases"),
+    (
+        "phases without composite",
+        {"lr_phases": [{"policy": "constant", "steps": 5}]},
+        "lr_phases",
+        "only applies to `lr_scheduler: composite`",
+    ),
+    (
+        "composite kwargs",
+        {
+            "lr_scheduler": "composite",
+            "lr_phases": [{"policy": "constant", "steps": 5}],
+            "lr_scheduler_kwargs": {"gamma": 0.5},
+        },
+        "lr_scheduler_kwargs",
+        "per phase",
+    ),
+    (
+        "min ratio on linear",
+        {"lr_scheduler": "linear", "cosine_min_lr_ratio": 0.1},
+        "cosine_min_lr_ratio",
+        "only applies to cosine schedules, not `lr_scheduler: linear`",
+    ),
+    (
+        "policy kwargs",
+        {"lr_scheduler": "step", "lr_scheduler_kwargs": {"gama": 0.5}},
+        "lr_scheduler_kwargs",
+        "gama",
+    ),
+    (
+        "constant warm-up",
+        {"lr_scheduler": "constant", "warmup_steps": 3},
+        "warmup_steps",
+        "use `lr_scheduler: constant_with_warmup`",
+    ),
+    (
+        "min lr twice",
+        {"cosine_min_lr_ratio": 0.1, "lr_scheduler_kwargs": {"min_lr_rate": 0.1}},
+        "cosine_min_lr_ratio",
+        "`lr_scheduler_kwargs.min_lr`/`min_lr_rate`: keep one",
+    ),
+    (
+        "min lr missing",
+        {"lr_scheduler": "cosine_with_min_lr"},
+        "cosine_min_lr_ratio",
+        "needs the final LR as a fraction of the peak",
+    ),
+    (
+        "unknown schedule kwarg",
+        {"lr_scheduler": "cosine", "lr_scheduler_kwargs": {"power": 2}},
+        "lr_scheduler_kwargs.power",
+        "not an argument of the `cosine` schedule (it takes: num_cycles)",
+    ),
+    (
+        "lr_end above lr",
+        {"lr_scheduler": "polynomial", "learning_rate": 1e-4, "lr_scheduler_kwargs": {"lr_end": 1}},
+        "lr_scheduler_kwargs.lr_end",
+        "must be below the learning rate (0.0001)",
+    ),
+    (
+        "eval without validation",
+        {"eval_steps": 10},
+        "eval_steps",
+        "there is no validation set",
+    ),
+    (
+        "early stop unaligned",
+        {**VAL, "early_stopping_patience": 2, "evals_per_epoch": 2, "saves_per_epoch": 1},
+        "early_stopping_patience",
+        "checkpoints must be saved at evaluations",
+    ),
+    ("hub push", {"hub_model_id": "me/model"}, "hub_model_id", "not supported by `honer train`"),
+    (
+        "pickle weights",
+        {"save_safetensors": False},
+        "save_safetensors",
+        "writes only safetensors",
+    ),
+    (
+        "eval check spec",
+        {"evals": {"checks": [{"type": "regex"}]}},
+        "evals.checks[0].pattern",
+        "required for a `regex` check",
+    ),
+    ("wandb without project", {"wandb_entity": "me"}, "wandb_entity", "needs a project"),
+    ("report_to none+", {"report_to": ["none", "wandb"]}, "report_to", "cannot be combined"),
+    (
+        "mlflow",
+        {"mlflow_experiment_name": "x"},
+        "mlflow_experiment_name",
+        "`mlflow_tracking_uri` is not",
+    ),
+    ("hub strategy", {"hub_strategy": "end"}, "hub_strategy", "`hub_model_id` is not"),
+    (
+        "two engines",
+        {"deepspeed": "zero2", "fsdp": ["full_shard"]},
+        "fsdp",
+        "choose one sharding engine",
+    ),
+    (
+        "deepspeed file",
+        {"deepspeed": "missing_ds.json"},
+        "deepspeed",
+        "neither a shipped config (zero1, zero2, zero3, zero3_offload)",
+    ),
+    ("fsdp1", {"fsdp": ["hybrid_shard"]}, "fsdp", "`hybrid_shard` is an FSDP1 strategy"),
+    (
+        "two fsdp strategies",
+        {"fsdp": ["full_shard", "shard_grad_op"]},
+        "fsdp",
+        "`full_shard` and `shard_grad_op` are both set",
+    ),
+    ("fsdp config alone", {"fsdp_version": 2}, "fsdp_version", "is set but `fsdp` is not"),
+    (
+        "fsdp v1",
+        {"fsdp": ["full_shard"], "fsdp_version": 1},
+        "fsdp_version",
+        "FSDP1 is not supported",
+    ),
+    (
+        "fsdp 4bit",
+        {"fsdp": ["full_shard"], "adapter": "qlora", "load_in_4bit": True},
+        "fsdp",
+        "bitsandbytes-quantized base is not supported",
+    ),
+    (
+        "two activation checkpointings",
+        {
+            "fsdp": ["full_shard"],
+            "fsdp_config": {"activation_checkpointing": True},
+            "gradient_checkpointing": True,
+        },
+        "gradient_checkpointing",
+        "set together with `fsdp_config.activation_checkpointing`",
+    ),
+    (
+        "ddp key under deepspeed",
+        {"deepspeed": "zero2", "ddp_find_unused_parameters": True},
+        "ddp_find_unused_parameters",
+        "applies to DDP only",
+    ),
+]
+
+
+def _problems(keys: dict[str, Any]) -> list[tuple[str, str]]:
+    try:
+        config_from_dict({**BASE, **keys})
+    except ConfigError as err:
+        return err.problems
+    return []
+
+
+@pytest.mark.parametrize(
+    ("keys", "key", "fragment"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_check_message(keys, key, fragment):
+    problems = _problems(keys)
+    assert any(k == key and fragment in m for k, m in problems), problems
+
+
+def test_optimizer_needs_bitsandbytes(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == "bitsandbytes" else real(n, *a)
+    )
+    problems = _problems({"optimizer": "paged_adamw_8bit"})
+    assert ("optimizer", next(m for k, m in problems if k == "optimizer")) in problems
+    assert "needs bitsandbytes, which is not installed" in dict(problems)["optimizer"]
+
+
+def _yield_lines() -> set[int]:
+    tree = ast.parse(inspect.getsource(checks))
+    return {n.lineno for n in ast.walk(tree) if isinstance(n, ast.Yield | ast.YieldFrom)}
+
+
+def _lines_reached(cfg_keys: dict[str, Any]) -> set[int]:
+    """The yield statements of checks.py that fire for a config (the generator's suspended line)."""
+    from honer.config.schema import Config
+
+    raw = {**BASE, **cfg_keys}
+    cfg = Config.model_validate(raw)
+    reached = set()
+    for check in checks.CHECKS:
+        gen = check(cfg)
+        for _ in gen:
+            g = gen  # through `yield from` into the generator that really yielded
+            while g is not None and hasattr(g, "gi_frame"):
+                if g.gi_frame.f_code.co_filename == checks.__file__:
+                    reached.add(g.gi_frame.f_lineno)
+                g = g.gi_yieldfrom
+    return reached
+
+
+def test_every_check_message_is_triggered(monkeypatch):
+    import importlib.util
+
+    reached: set[int] = set()
+    for _, keys, _, _ in CASES:
+        reached |= _lines_reached(keys)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None)
+    reached |= _lines_reached({"optimizer": "paged_adamw_8bit"})
+    missing = sorted(_yield_lines() - reached)
+    assert not missing, f"checks.py yields never triggered by a case here, lines {missing}"
