@@ -43,17 +43,21 @@ def _one_progress_display() -> None:
     hf_logging.disable_progress_bar()
 
 
-def _tokenizer_class(cfg: Config) -> Any:
+def _transformers_class(key: str, name: str, kind: str, examples: str) -> Any:
+    """The transformers class a config key names (`tokenizer_type`, `model_type`)."""
     import transformers
 
-    name = cfg.tokenizer_type or "AutoTokenizer"
     cls = getattr(transformers, name, None)
     if cls is None or not hasattr(cls, "from_pretrained"):
-        raise ModelError(
-            f"tokenizer_type: `{name}` is not a transformers tokenizer class "
-            "(e.g. AutoTokenizer, LlamaTokenizerFast)."
-        )
+        raise ModelError(f"{key}: `{name}` is not a transformers {kind} class (e.g. {examples}).")
     return cls
+
+
+def _tokenizer_class(cfg: Config) -> Any:
+    name = cfg.tokenizer_type or "AutoTokenizer"
+    return _transformers_class(
+        "tokenizer_type", name, "tokenizer", "AutoTokenizer, LlamaTokenizerFast"
+    )
 
 
 def load_tokenizer(cfg: Config) -> PreTrainedTokenizerBase:
@@ -199,16 +203,10 @@ def attn_implementation(cfg: Config, dtype: Any = None) -> str | None:
 
 
 def _model_class(cfg: Config) -> Any:
-    import transformers
-
     name = cfg.model_type or "AutoModelForCausalLM"
-    cls = getattr(transformers, name, None)
-    if cls is None or not hasattr(cls, "from_pretrained"):
-        raise ModelError(
-            f"model_type: `{name}` is not a transformers model class "
-            "(e.g. AutoModelForCausalLM, LlamaForCausalLM)."
-        )
-    return cls
+    return _transformers_class(
+        "model_type", name, "model", "AutoModelForCausalLM, LlamaForCausalLM"
+    )
 
 
 def _require_bitsandbytes(key: str) -> None:
