@@ -9,7 +9,14 @@
 say() { printf '==> %s\n' "$*"; }
 
 # pip, quiet but not silent about failures.
-pip_q() { python -m pip install --quiet --disable-pip-version-check "$@"; }
+# pip warns once per package about find-links folders a machine's pip config names but lacks
+# ("WARNING: Location 'file:///…' is ignored: it is neither a file nor a directory"): machine
+# configuration, nothing for a honer user to act on. Every other line of pip's stays.
+pip_q() {
+  python -m pip install --quiet --disable-pip-version-check "$@" 2> >(
+    grep -v "^WARNING: Location '.*' is ignored: it is neither a file nor a directory" >&2
+  )
+}
 
 install_torch() {
   if python -c 'import torch' 2>/dev/null; then
@@ -51,7 +58,7 @@ setup_env() {
     say "honer, torch and the SmolLM2 model are installed and up to date (nothing to do)"
     return
   fi
-  python -m pip install --quiet --disable-pip-version-check --upgrade pip
+  pip_q --upgrade pip
   install_torch
   say "installing honer ($spec) and its dependencies"
   pip_q -e "$spec"
