@@ -169,18 +169,18 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "must be below the learning rate (0.0001)",
     ),
     (
-        "eval without validation",
-        {"eval_steps": 10},
-        "eval_steps",
+        "early stop without validation",
+        {"early_stopping_patience": 2},
+        "early_stopping_patience",
         "there is no validation set",
     ),
+    ("eval note", {"eval_steps": 10}, "eval_steps", "no evaluation runs during training"),
     (
         "early stop unaligned",
         {**VAL, "early_stopping_patience": 2, "evals_per_epoch": 2, "saves_per_epoch": 1},
         "early_stopping_patience",
         "checkpoints must be saved at evaluations",
     ),
-    ("hub push", {"hub_model_id": "me/model"}, "hub_model_id", "not supported by `honer train`"),
     (
         "pickle weights",
         {"save_safetensors": False},
@@ -221,7 +221,6 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "fsdp",
         "`full_shard` and `shard_grad_op` are both set",
     ),
-    ("fsdp config alone", {"fsdp_version": 2}, "fsdp_version", "is set but `fsdp` is not"),
     (
         "fsdp v1",
         {"fsdp": ["full_shard"], "fsdp_version": 1},
@@ -229,21 +228,24 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "FSDP1 is not supported",
     ),
     (
-        "fsdp 4bit",
-        {"fsdp": ["full_shard"], "adapter": "qlora", "load_in_4bit": True},
+        "fsdp 8bit",
+        {"fsdp": ["full_shard"], "adapter": "lora", "load_in_8bit": True},
         "fsdp",
-        "bitsandbytes-quantized base is not supported",
+        "FSDP with an 8-bit base is not supported",
     ),
     (
-        "two activation checkpointings",
+        "fsdp uint8 storage",
         {
             "fsdp": ["full_shard"],
-            "fsdp_config": {"activation_checkpointing": True},
-            "gradient_checkpointing": True,
+            "adapter": "qlora",
+            "load_in_4bit": True,
+            "bnb_config_kwargs": {"bnb_4bit_quant_storage": "uint8"},
         },
-        "gradient_checkpointing",
-        "set together with `fsdp_config.activation_checkpointing`",
+        "bnb_config_kwargs.bnb_4bit_quant_storage",
+        "cannot be sharded evenly",
     ),
+    ("dp_shard_size no fsdp", {"dp_shard_size": 2}, "dp_shard_size", "FSDP is off"),
+    ("fsdp_version alone", {"fsdp_version": 2}, "fsdp_version", "FSDP is off"),
     (
         "ddp key under deepspeed",
         {"deepspeed": "zero2", "ddp_find_unused_parameters": True},
@@ -254,11 +256,11 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
 
 
 def _problems(keys: dict[str, Any]) -> list[tuple[str, str]]:
+    """The errors of a config, or the notes of a valid one (checks.NOTES)."""
     try:
-        config_from_dict({**BASE, **keys})
+        return list(config_from_dict({**BASE, **keys}).notes)
     except ConfigError as err:
         return err.problems
-    return []
 
 
 @pytest.mark.parametrize(
@@ -278,7 +280,9 @@ def test_optimizer_needs_bitsandbytes(monkeypatch):
     )
     problems = _problems({"optimizer": "paged_adamw_8bit"})
     assert ("optimizer", next(m for k, m in problems if k == "optimizer")) in problems
-    assert "needs bitsandbytes, which is not installed" in dict(problems)["optimizer"]
+    assert dict(problems)["optimizer"].startswith(
+        "`paged_adamw_8bit` needs the bitsandbytes package, which is not installed: pip install "
+    )
 
 
 def _yield_lines() -> set[int]:
@@ -293,7 +297,7 @@ def _lines_reached(cfg_keys: dict[str, Any]) -> set[int]:
     raw = {**BASE, **cfg_keys}
     cfg = Config.model_validate(raw)
     reached = set()
-    for check in checks.CHECKS:
+    for check in [*checks.CHECKS, *checks.NOTES]:
         gen = check(cfg)
         for _ in gen:
             g = gen  # through `yield from` into the generator that really yielded

@@ -61,7 +61,6 @@ def test_axolotl_fsdp_config_maps_onto_fsdp2_arguments():
         ({"deepspeed": "zero9"}, "deepspeed", "neither a shipped config (zero1, zero2, zero3"),
         ({"fsdp": ["hybrid_shard"]}, "fsdp", "`hybrid_shard` is an FSDP1 strategy"),
         ({"fsdp": ["full_shard", "shard_grad_op"]}, "fsdp", "both set: choose one"),
-        ({"fsdp_config": {"offload_params": True}}, "fsdp_config", "`fsdp` is not"),
         ({"fsdp": ["full_shard"], "fsdp_version": 1}, "fsdp_version", "FSDP1 is not supported"),
         (
             {"fsdp": ["full_shard"], "fsdp_config": {"version": 1}},
@@ -69,23 +68,9 @@ def test_axolotl_fsdp_config_maps_onto_fsdp2_arguments():
             "FSDP1 is not supported",
         ),
         (
-            {"fsdp": ["full_shard"], "fsdp_config": {"fsdp_use_orig_params": False}},
-            "fsdp_config.fsdp_use_orig_params",
-            "an FSDP1 setting",
-        ),
-        (
-            {"fsdp": ["full_shard"], "adapter": "qlora", "load_in_4bit": True},
-            "fsdp",
-            "bitsandbytes-quantized base is not supported yet",
-        ),
-        (
-            {
-                "fsdp": ["full_shard"],
-                "fsdp_config": {"activation_checkpointing": True},
-                "gradient_checkpointing": True,
-            },
-            "gradient_checkpointing",
-            "keep one",
+            {"fsdp": ["full_shard"], "fsdp_config": {"sharding_strategy": "HYBRID_SHARD"}},
+            "fsdp_config.sharding_strategy",
+            "is an FSDP1 strategy FSDP2 does not have",
         ),
         (
             {"deepspeed": "zero3", "ddp_find_unused_parameters": True},

@@ -27,10 +27,10 @@ def estimate(
     from rich.table import Table
 
     from honer.cli.console import console
-    from honer.config import load_config
+    from honer.cli.loading import load_noted
     from honer.train import estimate as est
 
-    cfg = load_config(config)
+    cfg = load_noted(config)
     shape, tensors = est.inspect_model(cfg)
     result = est.estimate(cfg, shape, tensors, num_processes)
 

@@ -35,11 +35,11 @@ def evaluate(
     ),
 ) -> None:
     """Eval loss/perplexity and the config's `evals:` checks on greedy generations."""
-    from honer.config import load_config
+    from honer.cli.loading import load_noted
     from honer.runs.evaluate import FAILURES, RESULTS
     from honer.runs.evaluate import evaluate as run_evaluation
 
-    cfg = load_config(config)
+    cfg = load_noted(config)
     result = run_evaluation(cfg, checkpoint, data, base_model_only=base_model_only, output=output)
     what = result.evaluated
     console.print(

@@ -102,10 +102,10 @@ def inference(
 ) -> None:
     """Generate with the fine-tuned model: one prompt, a JSONL batch, a terminal chat, or --gradio."""
     _check_flags(prompt, file, output, gradio, host, port, share, batch_size)
-    from honer.config import load_config
+    from honer.cli.loading import load_noted
     from honer.infer.stream import Sampling
 
-    cfg = load_config(config)
+    cfg = load_noted(config)
     sampling = Sampling(max_new_tokens, temperature, top_p, top_k, seed).check()
     rows = None
     if file is not None:

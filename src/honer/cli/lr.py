@@ -71,9 +71,9 @@ def suggest(
     figures_note = ""
     cfg = None
     if config is not None:
-        from honer.config import load_config
+        from honer.cli.loading import load_noted
 
-        cfg = load_config(config)
+        cfg = load_noted(config)
         adapter = adapter or cfg.adapter
         if supervised_tokens is None or steps is None or epochs is None:
             from honer.runs.lr import prepared
@@ -154,11 +154,11 @@ def plot(
     ),
 ) -> None:
     """Plot the learning rate at every step exactly as `honer train` would set it."""
-    from honer.config import load_config
+    from honer.cli.loading import load_noted
     from honer.lr.plot import plot_schedule
     from honer.train.optim import lr_curve
 
-    cfg = load_config(config)
+    cfg = load_noted(config)
     if steps or cfg.max_steps:
         total = steps or cfg.max_steps
     else:
@@ -252,10 +252,10 @@ def find(
 
     Nothing is written to output_dir; the model is restored afterwards.
     """
-    from honer.config import load_config
+    from honer.cli.loading import load_noted
     from honer.runs.lr import find as run_find
 
-    run = run_find(load_config(config), out, start_lr=start, end_lr=end, num_steps=steps)
+    run = run_find(load_noted(config), out, start_lr=start, end_lr=end, num_steps=steps)
     result, json_path, png_path = run.result, run.json_path, run.png_path
     if result.stopped_early:
         console.print(f"stopped early: {result.reason}", markup=False)
@@ -281,10 +281,10 @@ def tune(
     db: Path | None = DB_OPTION,
 ) -> None:
     """Short trials of (policy, LR) pairs with successive halving, ranked by eval loss."""
-    from honer.config import load_config
+    from honer.cli.loading import load_noted
     from honer.runs.lr import tune as run_tune
 
-    cfg = load_config(config)
+    cfg = load_noted(config)
     try:
         lr_values = [float(x) for x in lrs.split(",") if x.strip()]
     except ValueError:

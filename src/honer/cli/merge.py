@@ -41,14 +41,14 @@ def merge_lora(
     ),
 ) -> None:
     """Merge a LoRA/QLoRA adapter into its base model and save it (safetensors, tokenizer, card)."""
-    from honer.config import load_config
+    from honer.cli.loading import load_noted
     from honer.model.merge import QLORA_BASES, parse_size
 
     if qlora_base not in QLORA_BASES:
         raise HonerError(f"--qlora-base: `{qlora_base}` is not one of {', '.join(QLORA_BASES)}.")
     if dtype is not None and dtype not in DTYPES:
         raise HonerError(f"--dtype: `{dtype}` is not one of {', '.join(DTYPES)}.")
-    cfg = load_config(config)
+    cfg = load_noted(config)
     if qlora_base != "dequantized" and not (cfg.load_in_4bit or cfg.adapter == "qlora"):
         raise HonerError("--qlora-base: applies to QLoRA adapters only (this config is not 4-bit).")
     shard_bytes = parse_size(max_shard_size)

@@ -47,9 +47,9 @@ def preprocess(
     force: bool = typer.Option(False, "--force", help="Rebuild even when a cache exists."),
 ) -> None:
     """Tokenize the datasets, split validation and cache the result (reused by `train`)."""
-    from honer.config import load_config
+    from honer.cli.loading import load_noted
 
-    cfg = load_config(config)
+    cfg = load_noted(config)
     from honer.data.inspect import sample_view
     from honer.data.prepare import load_or_prepare
     from honer.model.load import load_tokenizer

@@ -25,10 +25,10 @@ def train(
     With `num_processes` > 1 (and not already inside a launched process) this process only
     validates the config and starts torchrun, which runs `honer train` once per rank.
     """
-    from honer.config import load_config
+    from honer.cli.loading import load_noted
     from honer.ranks import world_size
 
-    cfg = load_config(config)
+    cfg = load_noted(config)
     if num_processes > 1 and "LOCAL_RANK" not in os.environ:
         from honer.runs.train import preflight
 

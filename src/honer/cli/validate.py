@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 
 from honer.cli.console import console
-from honer.config import Config, load_config
+from honer.cli.loading import load_noted
+from honer.config import Config
 from honer.data.sources import local_files
 
 
@@ -56,7 +57,7 @@ def summary_lines(cfg: Config) -> list[str]:
 
 def validate(config: Path = typer.Argument(..., help="YAML config file.")) -> None:
     """Check a config file and print a short summary of the run it describes."""
-    cfg = load_config(config)
+    cfg = load_noted(config)
     console.print(f"[green]✓[/] {config} is valid")
     for line in summary_lines(cfg):
         console.print(line, markup=False)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from honer.config.schema import BNB_OPTIMIZERS, Config
+from honer.config.schema import Config
 
 Problem = tuple[str, str]
 
@@ -213,9 +213,6 @@ def _validation(cfg: Config) -> Iterator[Problem]:
     """Keys that need a validation set, and checkpoints that must fall on evaluations."""
     has_eval = cfg.val_set_size > 0 or bool(cfg.test_datasets)
     needs = [
-        ("evals_per_epoch", cfg.evals_per_epoch),
-        ("eval_steps", cfg.eval_steps),
-        ("eval_table_size", cfg.eval_table_size),
         ("early_stopping_patience", cfg.early_stopping_patience),
         ("load_best_model_at_end", cfg.load_best_model_at_end),
     ]
@@ -247,12 +244,6 @@ def _validation(cfg: Config) -> Iterator[Problem]:
 
 def _supported(cfg: Config) -> Iterator[Problem]:
     """Keys honer parses but cannot honour yet: refused, never silently ignored."""
-    if cfg.hub_model_id is not None:
-        yield (
-            "hub_model_id",
-            "pushing to the Hugging Face Hub is not supported by `honer train` yet; remove the "
-            "key (and `hub_strategy`) and upload `output_dir` with `huggingface-cli upload`.",
-        )
     if not cfg.save_safetensors:
         yield (
             "save_safetensors",
@@ -260,14 +251,71 @@ def _supported(cfg: Config) -> Iterator[Problem]:
         )
 
 
+# Optimizers that need a package beyond torch: (module to find, what to install). transformers
+# imports these only when it builds the optimizer, so a missing one would fail after the data and
+# the model are loaded; the config check says it first.
+_BNB = ("bitsandbytes", "pip install 'bitsandbytes>=0.45' (or `pip install 'honer[quant]'`)")
+OPTIMIZER_PACKAGES: dict[str, tuple[str, str]] = {
+    **dict.fromkeys(
+        (
+            "adamw_bnb_8bit",
+            "adamw_8bit",
+            "ademamix",
+            "ademamix_8bit",
+            "lion_8bit",
+            "lion_32bit",
+            "paged_adamw_32bit",
+            "paged_adamw_8bit",
+            "paged_ademamix_32bit",
+            "paged_ademamix_8bit",
+            "paged_lion_32bit",
+            "paged_lion_8bit",
+            "rmsprop_bnb",
+            "rmsprop_bnb_8bit",
+            "rmsprop_bnb_32bit",
+        ),
+        _BNB,
+    ),
+    "adamw_torch_4bit": ("torchao", "pip install torchao"),
+    "adamw_torch_8bit": ("torchao", "pip install torchao"),
+    **dict.fromkeys(
+        (
+            "galore_adamw",
+            "galore_adamw_8bit",
+            "galore_adafactor",
+            "galore_adamw_layerwise",
+            "galore_adamw_8bit_layerwise",
+            "galore_adafactor_layerwise",
+        ),
+        ("galore_torch", "pip install galore-torch"),
+    ),
+    **dict.fromkeys(
+        ("apollo_adamw", "apollo_adamw_layerwise"), ("apollo_torch", "pip install apollo-torch")
+    ),
+    "lomo": ("lomo_optim", "pip install lomo-optim"),
+    "adalomo": ("lomo_optim", "pip install lomo-optim"),
+    "grokadamw": ("grokadamw", "pip install grokadamw"),
+    **dict.fromkeys(
+        ("schedule_free_radam", "schedule_free_adamw", "schedule_free_sgd"),
+        ("schedulefree", "pip install schedulefree"),
+    ),
+    "stable_adamw": ("optimi", "pip install torch-optimi"),
+    "adamw_anyprecision": ("torchdistx", "pip install torchdistx"),
+    "adamw_torch_xla": ("torch_xla", "a TPU machine with torch_xla"),
+    "adamw_torch_npu_fused": ("torch_npu", "an Ascend NPU machine with torch_npu"),
+}
+
+
 def _optimizer(cfg: Config) -> Iterator[Problem]:
     import importlib.util
 
-    if cfg.optimizer in BNB_OPTIMIZERS and importlib.util.find_spec("bitsandbytes") is None:
+    need = OPTIMIZER_PACKAGES.get(cfg.optimizer)
+    if need is not None and importlib.util.find_spec(need[0]) is None:
+        module, install = need
         yield (
             "optimizer",
-            f"`{cfg.optimizer}` needs bitsandbytes, which is not installed: pip install "
-            "'bitsandbytes>=0.45' (or choose `adamw_torch`).",
+            f"`{cfg.optimizer}` needs the {module} package, which is not installed: {install} "
+            "(or choose `adamw_torch`).",
         )
 
 
@@ -301,7 +349,7 @@ def _tracking(cfg: Config) -> Iterator[Problem]:
 def _parallel(cfg: Config) -> Iterator[Problem]:
     from honer.config.engines import DEEPSPEED_PRESETS, fsdp_version
 
-    fsdp = cfg.fsdp or []
+    fsdp = cfg.fsdp_words
     if cfg.deepspeed and fsdp:
         yield "fsdp", "set together with `deepspeed`: choose one sharding engine."
     if cfg.deepspeed and cfg.deepspeed not in DEEPSPEED_PRESETS:
@@ -322,21 +370,22 @@ def _parallel(cfg: Config) -> Iterator[Problem]:
         )
     if "full_shard" in fsdp and "shard_grad_op" in fsdp:
         yield "fsdp", "`full_shard` and `shard_grad_op` are both set: choose one."
-    if (cfg.fsdp_config is not None or cfg.fsdp_version is not None) and not fsdp:
-        key = "fsdp_config" if cfg.fsdp_config is not None else "fsdp_version"
-        yield key, "is set but `fsdp` is not: set e.g. `fsdp: [full_shard, auto_wrap]`."
+    if cfg.fsdp_version is not None and not fsdp:
+        yield "fsdp_version", "is set but neither `fsdp` nor `fsdp_config` is: FSDP is off."
     version = fsdp_version(cfg)
     if version != 2:
         key = "fsdp_version" if cfg.fsdp_version is not None else "fsdp_config.version"
         yield key, f"FSDP{version} is not supported: use 2 (FSDP2, `fully_shard`)."
-    fc = cfg.fsdp_config
-    if fsdp and (cfg.load_in_4bit or cfg.load_in_8bit):
-        yield "fsdp", "FSDP with a bitsandbytes-quantized base is not supported yet: use DDP."
-    if fc is not None and fc.activation_checkpointing and cfg.gradient_checkpointing:
+    if fsdp and cfg.load_in_8bit:
+        yield "fsdp", "FSDP with an 8-bit base is not supported: use DDP, or a 4-bit base (QLoRA)."
+    bnb = cfg.bnb_config_kwargs
+    if fsdp and cfg.load_in_4bit and bnb is not None and bnb.bnb_4bit_quant_storage == "uint8":
         yield (
-            "gradient_checkpointing",
-            "set together with `fsdp_config.activation_checkpointing`: keep one.",
+            "bnb_config_kwargs.bnb_4bit_quant_storage",
+            "`uint8` cannot be sharded evenly with FSDP: leave it unset (the compute dtype).",
         )
+    if cfg.dp_shard_size is not None and not fsdp:
+        yield "dp_shard_size", "is set but FSDP is off (`fsdp` / `fsdp_config`)."
     if cfg.ddp_find_unused_parameters is not None and (cfg.deepspeed or fsdp):
         yield "ddp_find_unused_parameters", "applies to DDP only, not to DeepSpeed or FSDP."
 
@@ -361,3 +410,26 @@ CHECKS: list[Callable[[Config], Iterator[Problem]]] = [
 def cross_field_problems(cfg: Config) -> list[Problem]:
     """Every contradiction between keys, in a stable order."""
     return [p for check in CHECKS for p in check(cfg)]
+
+
+def _evaluation_without_validation_set(cfg: Config) -> Iterator[Problem]:
+    """Axolotl runs no evaluation when there is nothing to evaluate on; so does honer, and says so.
+    (Keys that change what is kept, `early_stopping_patience` and `load_best_model_at_end`, are
+    errors in `_validation`.)"""
+    if cfg.val_set_size > 0 or cfg.test_datasets:
+        return
+    for key in ("evals_per_epoch", "eval_steps", "eval_table_size"):
+        if getattr(cfg, key):
+            yield (
+                key,
+                "set, but there is no validation set (`val_set_size` / `test_datasets`): no "
+                "evaluation runs during training.",
+            )
+
+
+NOTES: list[Callable[[Config], Iterator[Problem]]] = [_evaluation_without_validation_set]
+
+
+def cross_field_notes(cfg: Config) -> list[Problem]:
+    """Combinations that are fine but do less than the keys suggest, in a stable order."""
+    return [p for check in NOTES for p in check(cfg)]

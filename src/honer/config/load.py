@@ -1,7 +1,11 @@
-"""YAML → `Config`: aliases, unknown and unsupported keys, pydantic errors as key paths.
+"""YAML → `Config`: Axolotl's spellings, unknown and unsupported keys, errors as key paths.
 
 Every problem found is collected and raised together as one `ConfigError`, each with its key path
-(`datasets[1].type`). An empty YAML value (`lora_r:`) means "not set", as in Axolotl.
+(`datasets[1].type`), so a config is fixed in one round. An empty YAML value (`lora_r:`) means
+"not set", as in Axolotl. Axolotl keys that honer's schema lacks get the answer
+`honer.config.axolotl` gives them: renamed, accepted with a note, or refused naming the feature.
+Notes travel with the config (`Config.notes`) for the commands to print; `strict: true` turns
+them into errors.
 """
 
 from __future__ import annotations
@@ -14,89 +18,51 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from honer.config.checks import cross_field_problems
-from honer.config.schema import Config, DatasetConfig, EvalsConfig, FsdpConfig, SpecialTokens
+from honer.config import axolotl
+from honer.config.checks import cross_field_notes, cross_field_problems
+from honer.config.schema import (
+    CHAT_TEMPLATE_NAMES,
+    CUT_CROSS_ENTROPY_PLUGIN,
+    LIGER_PLUGIN,
+    OPTIMIZERS,
+    BnbConfig,
+    Config,
+    DatasetConfig,
+    EvalsConfig,
+    FsdpConfig,
+    GradientCheckpointingKwargs,
+    SpecialTokens,
+)
 from honer.errors import ConfigError
 
 Problem = tuple[str, str]
-
-# Axolotl spellings that mean the same as one of our keys.
-ALIASES: dict[str, str] = {
-    "eval_table_max_new_tokens": "eval_max_new_tokens",
-    "dataset_num_proc": "dataset_processes",
-}
-
-# Axolotl keys we know but do not implement yet: a clear error, never silently ignored.
-NOT_SUPPORTED: dict[str, str] = {
-    "rl": "preference training (DPO/ORPO/KTO/GRPO)",
-    "dpo_beta": "preference training",
-    "reward_model": "reward-model training",
-    "process_reward_model": "reward-model training",
-    "relora_steps": "ReLoRA",
-    "relora_warmup_steps": "ReLoRA",
-    "relora_cpu_offload": "ReLoRA",
-    "unfrozen_parameters": "partial full fine-tuning",
-    "lora_on_cpu": "LoRA on CPU offload",
-    "gptq": "GPTQ models",
-    "gptq_groupsize": "GPTQ models",
-    "gptq_model_v1": "GPTQ models",
-    "rope_scaling": "RoPE scaling",
-    "noisy_embedding_alpha": "NEFTune",
-    "neftune_noise_alpha": "NEFTune",
-    "plugins": "Axolotl plugins (liger, cut cross-entropy, …)",
-    "liger_rope": "liger kernels",
-    "liger_rms_norm": "liger kernels",
-    "liger_glu_activation": "liger kernels",
-    "liger_fused_linear_cross_entropy": "liger kernels",
-    "xformers_attention": "xformers attention (use flash_attention or sdp_attention)",
-    "s2_attention": "shifted-sparse attention",
-    "lisa_n_layers": "LISA",
-    "lisa_step_interval": "LISA",
-    "lisa_layers_attribute": "LISA",
-    "torch_compile": "torch.compile",
-    "torch_compile_backend": "torch.compile",
-    "max_memory": "per-device memory maps",
-    "gpu_memory_limit": "per-device memory maps",
-    "pretraining_dataset": "streaming pre-training datasets",
-    "peft_layers_to_transform": "LoRA on selected layers",
-    "unsloth_cross_entropy_loss": "Unsloth kernels",
-    "unsloth_lora_mlp": "Unsloth kernels",
-    "unsloth_lora_qkv": "Unsloth kernels",
-    "unsloth_lora_o": "Unsloth kernels",
-    "lora_mlp_kernel": "LoRA kernels",
-    "lora_qkv_kernel": "LoRA kernels",
-    "lora_o_kernel": "LoRA kernels",
-    "curriculum_sampling": "curriculum sampling",
-    "multipack_real_batches": "multipack real batches",
-    "auto_resume_from_checkpoints": "automatic resume (use `resume_from_checkpoint: true`)",
-    "chat_template_kwargs": "extra chat-template arguments",
-    "default_system_message": "a default system message",
-    "is_llama_derived_model": "model-family flags (not needed: the model config tells)",
-    "is_mistral_derived_model": "model-family flags (not needed: the model config tells)",
-    "is_falcon_derived_model": "model-family flags (not needed: the model config tells)",
-    "is_qwen_derived_model": "model-family flags (not needed: the model config tells)",
-    "local_rank": "setting the rank in the config (the launcher sets it)",
-    "debug": "the `debug` key (use `honer preprocess --debug`)",
-    "batch_size": "`batch_size` (use micro_batch_size × gradient_accumulation_steps)",
-}
 
 _SECTION_MODELS: dict[str, type[BaseModel]] = {
     "special_tokens": SpecialTokens,
     "evals": EvalsConfig,
     "fsdp_config": FsdpConfig,
+    "bnb_config_kwargs": BnbConfig,
+    "gradient_checkpointing_kwargs": GradientCheckpointingKwargs,
 }
 
 # `fsdp_config` keys of FSDP1 that FSDP2 has no use for (it keeps original parameters, syncs
-# module states through `cpu_ram_efficient_loading` and prefetches on its own).
-FSDP1_KEYS = {
+# module states through `cpu_ram_efficient_loading` and prefetches on its own): noted.
+FSDP1_NOTED = {
     "use_orig_params",
     "sync_module_states",
     "forward_prefetch",
     "backward_prefetch",
     "limit_all_gathers",
-    "sharding_strategy",
     "min_num_params",
+    "cpu_offload_pin_memory",
+    "mixed_precision_policy",
+    "activation_dtype",
+    "final_state_dict_type",
 }
+# FSDP1's sharding strategies in FSDP2 terms: `reshard_after_forward`.
+FSDP1_STRATEGIES = {"FULL_SHARD": True, "SHARD_GRAD_OP": False}
+
+Notes = list[Problem]
 
 
 def _fmt_path(loc: tuple[Any, ...]) -> str:
@@ -110,7 +76,9 @@ def _fmt_path(loc: tuple[Any, ...]) -> str:
 
 
 def _suggest(key: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    """A known key spelled like `key` (a typo), never one of Axolotl's own keys: those have a
+    meaning of their own, and a look-alike of ours (`orpo_alpha` → `lora_alpha`) would mislead."""
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
     if not close:  # `eos` → `eos_token`: a known key that contains the typed one
         close = [k for k in known if len(key) >= 3 and key.lower() in k]
     return f" Did you mean `{close[0]}`?" if close else ""
@@ -121,55 +89,232 @@ def _drop_empty(mapping: Mapping[Any, Any]) -> dict[Any, Any]:
     return {k: v for k, v in mapping.items() if v is not None}
 
 
-def _clean_mapping(
-    raw: Mapping[Any, Any], model: type[BaseModel], prefix: str, problems: list[Problem]
-) -> dict[str, Any]:
-    """Apply aliases, report unknown/unsupported keys, and recurse into known sub-sections."""
-    known = list(model.model_fields)
-    out: dict[str, Any] = {}
-    for key, value in _drop_empty(raw).items():
-        path = f"{prefix}.{key}" if prefix else str(key)
-        if not isinstance(key, str):
-            problems.append((path, f"config keys must be text, got {type(key).__name__}."))
-            continue
-        name = ALIASES.get(key, key) if model is Config else key
+class _Cleaner:
+    """One pass over the raw YAML: renames, translations, notes and problems, all collected."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+        self.notes: Notes = []
+        self._fsdp_reshard: bool | None = None  # from FSDP1's `sharding_strategy`
+
+    # --- sections -----------------------------------------------------------------------------
+
+    def mapping(
+        self, raw: Mapping[Any, Any], model: type[BaseModel], prefix: str
+    ) -> dict[str, Any]:
+        """Apply aliases, report unknown/unsupported keys, and recurse into known sections."""
+        raw = _drop_empty(raw)
+        if model is Config:
+            raw = self._translate_top_level(raw)
+        known = list(model.model_fields)
+        out: dict[str, Any] = {}
+        for key, value in raw.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if not isinstance(key, str):
+                self.problems.append((path, f"config keys must be text, got {type(key).__name__}."))
+                continue
+            name = self._name(key, value, model, path)
+            if name is None:
+                continue
+            if name != key and name in raw and raw[name] is not None:
+                self.problems.append((path, f"`{key}` is another name for `{name}`: set only one."))
+                continue
+            if name not in model.model_fields:
+                self._foreign(key, value, model, path, known)
+                continue
+            out[name] = self.value(name, value, model, path)
+        return out
+
+    def _name(self, key: str, value: Any, model: type[BaseModel], path: str) -> str | None:
+        """Our name for `key` (None: handled here, nothing to pass on)."""
+        if model is Config:
+            return axolotl.ALIASES.get(key, key)
         if (
             model is FsdpConfig
         ):  # Axolotl writes `fsdp_offload_params`, transformers `offload_params`
             name = key.removeprefix("fsdp_")
-            if name in FSDP1_KEYS:
-                problems.append(
-                    (path, "an FSDP1 setting; honer runs FSDP2, which needs none: remove it.")
+            if name in FSDP1_NOTED:
+                self.notes.append((path, "an FSDP1 setting FSDP2 does without: nothing to do."))
+                return None
+            if name == "sharding_strategy":
+                self._sharding_strategy(value, path)
+                return None
+            return name
+        return key
+
+    def _foreign(
+        self, key: str, value: Any, model: type[BaseModel], path: str, known: list[str]
+    ) -> None:
+        """A key our schema lacks: Axolotl's (noted or refused), or unknown (with a suggestion)."""
+        table = {Config: axolotl.TOP_LEVEL, DatasetConfig: axolotl.DATASET}.get(model, {})
+        family = table.get(key)
+        if family is None:
+            self.problems.append((path, "unknown key." + _suggest(key, known)))
+            return
+        status, message = axolotl.answer(key, value, family)
+        (self.notes if status == "noted" else self.problems).append((path, message))
+
+    def value(self, name: str, value: Any, model: type[BaseModel], path: str) -> Any:
+        if model is Config and name in ("datasets", "test_datasets") and isinstance(value, list):
+            return [
+                self.mapping(item, DatasetConfig, f"{path}[{i}]")
+                if isinstance(item, Mapping)
+                else item
+                for i, item in enumerate(value)
+            ]
+        if model is Config and name in _SECTION_MODELS and isinstance(value, Mapping):
+            return self.mapping(value, _SECTION_MODELS[name], path)
+        if model is Config and name == "plugins" and isinstance(value, list):
+            return self._plugins(value, path)
+        return value
+
+    # --- Axolotl translations -----------------------------------------------------------------
+
+    def _sharding_strategy(self, value: Any, path: str) -> None:
+        """FSDP1's `sharding_strategy` is FSDP2's `reshard_after_forward` (set by the caller)."""
+        word = str(value).upper().split(".")[-1]
+        if word.isdigit():  # transformers' numeric spelling: 1 FULL_SHARD, 2 SHARD_GRAD_OP
+            word = {"1": "FULL_SHARD", "2": "SHARD_GRAD_OP"}.get(word, word)
+        if word in FSDP1_STRATEGIES:
+            self._fsdp_reshard = FSDP1_STRATEGIES[word]
+            self.notes.append(
+                (
+                    path,
+                    f"FSDP1's {word} is FSDP2's `reshard_after_forward: "
+                    f"{str(FSDP1_STRATEGIES[word]).lower()}`: applied.",
                 )
+            )
+        else:
+            self.problems.append(
+                (
+                    path,
+                    f"`{value}` is an FSDP1 strategy FSDP2 does not have (transformers 5.20 "
+                    "removed FSDP1): use FULL_SHARD or SHARD_GRAD_OP; across nodes, plain DDP "
+                    "or `deepspeed: zero2`.",
+                )
+            )
+
+    def _plugins(self, names: list[Any], path: str) -> list[Any]:
+        """Keep the plugins honer runs itself; note or refuse the others."""
+        kept = []
+        for i, name in enumerate(names):
+            where = f"{path}[{i}]"
+            if name in (CUT_CROSS_ENTROPY_PLUGIN, LIGER_PLUGIN) or not isinstance(name, str):
+                kept.append(name)
                 continue
-        if name != key and name in raw and raw[name] is not None:
-            problems.append((path, f"`{key}` is another name for `{name}`: set only one."))
-            continue
-        if name not in model.model_fields:
-            if model is Config and key in NOT_SUPPORTED:
-                problems.append(
-                    (path, f"not supported yet ({NOT_SUPPORTED[key]}); remove the key to continue.")
+            status, why = axolotl.PLUGINS.get(
+                name, ("refused", "honer runs only the cut cross-entropy and Liger plugins")
+            )
+            if status == "noted":
+                self.notes.append(
+                    (where, f"Axolotl's `{name}` is accepted and changes nothing: {why}.")
                 )
             else:
-                problems.append((path, "unknown key." + _suggest(key, known)))
-            continue
-        out[name] = _clean_value(name, value, model, path, problems)
-    return out
+                self.problems.append((where, f"Axolotl's plugin `{name}` is not supported: {why}."))
+        return kept
+
+    def _translate_top_level(self, raw: dict[Any, Any]) -> dict[Any, Any]:
+        """Axolotl spellings that map onto honer's keys with a rule, not a rename."""
+        raw = dict(raw)
+        if "rope_scaling" in raw:
+            overrides = dict(raw.get("model_config") or raw.get("model_config_overrides") or {})
+            if "rope_scaling" in overrides:
+                self.problems.append(("rope_scaling", "also set under `model_config`: keep one."))
+            else:
+                overrides["rope_scaling"] = raw["rope_scaling"]
+                raw.pop("model_config", None)
+                raw["model_config_overrides"] = overrides
+                self.notes.append(
+                    (
+                        "rope_scaling",
+                        "applied as `model_config: {rope_scaling: …}` (Axolotl's "
+                        "current spelling).",
+                    )
+                )
+            del raw["rope_scaling"]
+        if "batch_size" in raw:
+            self._batch_size(raw)
+        ds = raw.get("deepspeed")
+        if isinstance(ds, str) and not Path(ds).is_file():
+            preset = axolotl.DEEPSPEED_FILES.get(Path(ds).name)
+            if preset is not None:
+                raw["deepspeed"] = preset
+                self.notes.append(
+                    (
+                        "deepspeed",
+                        f"`{ds}` is Axolotl's ZeRO file; honer's `{preset}` preset "
+                        "runs the same stage.",
+                    )
+                )
+        fsdp_config = raw.get("fsdp_config")
+        gc = raw.get("gradient_checkpointing")
+        fc = fsdp_config if isinstance(fsdp_config, Mapping) else {}
+        fsdp_ac = fc.get("activation_checkpointing", fc.get("fsdp_activation_checkpointing"))
+        if gc is True and fsdp_ac is True:
+            raw.pop("gradient_checkpointing")
+            self.notes.append(
+                (
+                    "gradient_checkpointing",
+                    "set together with `fsdp_config.activation_checkpointing`"
+                    ", which means the same: applied once, by FSDP.",
+                )
+            )
+        return raw
+
+    def _batch_size(self, raw: dict[Any, Any]) -> None:
+        """Axolotl's older `batch_size`: samples per optimizer step per process, i.e.
+        gradient_accumulation_steps = batch_size / micro_batch_size."""
+        batch, micro = raw.pop("batch_size"), raw.get("micro_batch_size", 1)
+        if not (isinstance(batch, int) and isinstance(micro, int)) or batch < 1 or micro < 1:
+            self.problems.append(("batch_size", f"`{batch}` must be a whole number >= 1."))
+            return
+        if batch % micro:
+            self.problems.append(
+                ("batch_size", f"{batch} is not a multiple of micro_batch_size ({micro}).")
+            )
+            return
+        ga = raw.get("gradient_accumulation_steps")
+        if ga is not None and ga * micro != batch:
+            self.problems.append(
+                (
+                    "batch_size",
+                    f"{batch} disagrees with micro_batch_size × gradient_accumulation_steps "
+                    f"({micro} × {ga}): keep `gradient_accumulation_steps` only.",
+                )
+            )
+            return
+        raw["gradient_accumulation_steps"] = batch // micro
+        self.notes.append(
+            (
+                "batch_size",
+                f"Axolotl's older spelling: gradient_accumulation_steps = {batch // micro}.",
+            )
+        )
+
+    def finish_fsdp(self, cleaned: dict[str, Any]) -> None:
+        """Apply a translated FSDP1 `sharding_strategy` (unless `reshard_after_forward` is set)."""
+        reshard = self._fsdp_reshard
+        fc = cleaned.get("fsdp_config")
+        if reshard is not None and isinstance(fc, dict):
+            fc.setdefault("reshard_after_forward", reshard)
 
 
-def _clean_value(
-    name: str, value: Any, model: type[BaseModel], path: str, problems: list[Problem]
-) -> Any:
-    if model is Config and name in ("datasets", "test_datasets") and isinstance(value, list):
-        return [
-            _clean_mapping(item, DatasetConfig, f"{path}[{i}]", problems)
-            if isinstance(item, Mapping)
-            else item
-            for i, item in enumerate(value)
-        ]
-    if model is Config and name in _SECTION_MODELS and isinstance(value, Mapping):
-        return _clean_mapping(value, _SECTION_MODELS[name], path, problems)
-    return value
+# Allowed values too many to list in full in a message: say how many and show the closest.
+_LONG_ENUMS = {len(OPTIMIZERS), len(CHAT_TEMPLATE_NAMES)}
+
+
+def _literal_message(error: Any) -> str:
+    """`adamw_9bit` is not one of …: the value given, the accepted ones and the closest one."""
+    given = error.get("input")
+    expected = [str(v) for v in (error.get("ctx") or {}).get("expected_values", ())] or [
+        part.strip(" '") for part in error["ctx"]["expected"].replace(" or ", ", ").split(",")
+    ]
+    close = difflib.get_close_matches(str(given), expected, n=1, cutoff=0.5)
+    hint = f" Did you mean `{close[0]}`?" if close else ""
+    listed = ", ".join(expected)
+    if len(expected) in _LONG_ENUMS and len(expected) > 12:
+        listed = f"{len(expected)} names, see docs/axolotl.md and the README's config reference"
+    return f"`{given}` is not an accepted value ({listed}).{hint}"
 
 
 def _pydantic_problems(err: ValidationError) -> list[Problem]:
@@ -185,6 +330,12 @@ def _pydantic_problems(err: ValidationError) -> list[Problem]:
             and p not in ("str", "int", "float", "bool", "list", "dict", "literal")
         )
         msg = e["msg"]
+        if e["type"] == "literal_error":
+            msg = _literal_message(e)
+        elif e["type"] == "int_from_float" and loc == ("warmup_steps",):
+            msg = f"{e['input']} is a fraction: use `warmup_ratio: {e['input']}`, or a whole step count."
+        elif e["type"] == "list_type" and loc == ("tokens",) and isinstance(e["input"], Mapping):
+            msg = "takes a list of new tokens; bos/eos/pad/unk tokens go under `special_tokens:`."
         if e["type"] == "missing":
             msg = "required key is missing."
         elif e["type"] == "extra_forbidden":
@@ -206,17 +357,53 @@ def config_from_dict(raw: Any, source: str | None = None) -> Config:
         raise ConfigError(
             [("", f"the config must be a mapping of keys to values, got {kind}.")], source
         )
-    problems: list[Problem] = []
-    cleaned = _clean_mapping(raw, Config, "", problems)
+    cleaner = _Cleaner()
+    cleaned = cleaner.mapping(raw, Config, "")
+    cleaner.finish_fsdp(cleaned)
+    problems = cleaner.problems
     try:
         cfg = Config.model_validate(cleaned)
     except ValidationError as err:
         problems.extend(_pydantic_problems(err))
         raise ConfigError(problems, source) from None
     problems.extend(cross_field_problems(cfg))
+    notes = cleaner.notes + cross_field_notes(cfg)
+    if cfg.strict and notes:
+        problems.extend((path, f"{msg} (`strict: true` makes notes errors)") for path, msg in notes)
     if problems:
         raise ConfigError(problems, source)
-    return cfg
+    return cfg.with_notes(notes)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but a key written twice in one mapping is an error (PyYAML keeps
+    the last value silently: half of a config would be ignored without a word)."""
+
+    duplicates: list[tuple[str, int, int]]
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            try:
+                key = self.construct_object(key_node, deep=True)
+                hash(key)
+            except (TypeError, yaml.constructor.ConstructorError):
+                continue
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                self.duplicates.append((str(key), seen[key], line))
+            else:
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _read_yaml(text: str) -> tuple[Any, list[tuple[str, int, int]]]:
+    loader = _UniqueKeyLoader(text)
+    loader.duplicates = []
+    try:
+        return loader.get_single_data(), loader.duplicates
+    finally:
+        loader.dispose()
 
 
 def load_config(path: str | Path) -> Config:
@@ -225,7 +412,7 @@ def load_config(path: str | Path) -> Config:
     if not p.is_file():
         raise ConfigError([("", "file not found; pass the path of a YAML config.")], str(p))
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        raw, duplicates = _read_yaml(p.read_text(encoding="utf-8-sig"))
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -233,4 +420,12 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError([("", f"invalid YAML at {where}{problem}")], str(p)) from None
     except UnicodeDecodeError:
         raise ConfigError([("", "not UTF-8 text.")], str(p)) from None
+    if duplicates:
+        raise ConfigError(
+            [
+                (key, f"written twice (lines {first} and {second}): keep one.")
+                for key, first, second in duplicates
+            ],
+            str(p),
+        )
     return config_from_dict(raw, str(p))

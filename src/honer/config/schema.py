@@ -12,31 +12,125 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from honer.schedules import PHASE_POLICIES, SCHEDULES
 
 DatasetType = Literal["alpaca", "sharegpt", "chat_template", "completion", "input_output"]
 BuiltinChatTemplate = Literal["chatml", "llama3", "mistral", "alpaca", "vicuna"]
-ChatTemplateName = Literal[
-    "tokenizer_default", "chatml", "llama3", "mistral", "alpaca", "vicuna", "jinja"
-]
+# Axolotl's named chat templates (its `ChatTemplate` enum), each shipped as a .jinja file under
+# honer/data/formats/chat_templates/ (a test checks the two lists agree). Named here, not read
+# from the folder, so that validating a config imports nothing but pydantic.
+AXOLOTL_CHAT_TEMPLATES = (
+    "alpaca",
+    "aya",
+    "chatml",
+    "cohere",
+    "command_a",
+    "command_a_rag",
+    "command_a_tool_use",
+    "deepseek_v2",
+    "deepseek_v3",
+    "exaone",
+    "exaone4",
+    "falcon_h1",
+    "gemma",
+    "gemma3",
+    "gemma3n",
+    "gemma4",
+    "gemma4_unified",
+    "jamba",
+    "llama3",
+    "llama3_2_vision",
+    "llama4",
+    "llava",
+    "metharme",
+    "mistral_v1",
+    "mistral_v2v3",
+    "mistral_v3_tekken",
+    "mistral_v7_tekken",
+    "nemotron_h",
+    "phi_3",
+    "phi_35",
+    "phi_4",
+    "pixtral",
+    "qwen2_vl",
+    "qwen3",
+    "qwen3_5",
+    "qwen_25",
+)
+CHAT_TEMPLATE_NAMES = tuple(
+    dict.fromkeys(
+        ("tokenizer_default", "jinja", "chatml", "llama3", "mistral", "alpaca", "vicuna")
+        + AXOLOTL_CHAT_TEMPLATES
+    )
+)
+ChatTemplateName = Literal[CHAT_TEMPLATE_NAMES]  # type: ignore[valid-type]
 TrainOnEos = Literal["turn", "last", "all", "none"]
 # The names live in one place, `honer.schedules` (transformers' six, then honer's policies).
 LrScheduler = Literal[SCHEDULES]  # type: ignore[valid-type]
 PhasePolicy = Literal[PHASE_POLICIES]  # type: ignore[valid-type]
-# Optimizers that need bitsandbytes (checked with the config).
-BNB_OPTIMIZERS = ("adamw_bnb_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "lion_8bit")
-Optimizer = Literal[
+# Every optimizer name transformers' `OptimizerNames` accepts (5.17-5.24), plus `muon`, which
+# honer builds itself. Which names need an extra package is checked with the config
+# (`honer.config.checks._optimizer`).
+OPTIMIZERS = (
     "adamw_torch",
     "adamw_torch_fused",
-    "adamw_bnb_8bit",
-    "paged_adamw_8bit",
-    "paged_adamw_32bit",
-    "lion_8bit",
-    "sgd",
+    "adamw_torch_xla",
+    "adamw_torch_npu_fused",
     "adafactor",
-]
+    "adamw_anyprecision",
+    "adamw_torch_4bit",
+    "adamw_torch_8bit",
+    "ademamix",
+    "sgd",
+    "adagrad",
+    "adamw_bnb_8bit",
+    "adamw_8bit",
+    "ademamix_8bit",
+    "lion_8bit",
+    "lion_32bit",
+    "paged_adamw_32bit",
+    "paged_adamw_8bit",
+    "paged_ademamix_32bit",
+    "paged_ademamix_8bit",
+    "paged_lion_32bit",
+    "paged_lion_8bit",
+    "rmsprop",
+    "rmsprop_bnb",
+    "rmsprop_bnb_8bit",
+    "rmsprop_bnb_32bit",
+    "galore_adamw",
+    "galore_adamw_8bit",
+    "galore_adafactor",
+    "galore_adamw_layerwise",
+    "galore_adamw_8bit_layerwise",
+    "galore_adafactor_layerwise",
+    "lomo",
+    "adalomo",
+    "grokadamw",
+    "schedule_free_radam",
+    "schedule_free_adamw",
+    "schedule_free_sgd",
+    "apollo_adamw",
+    "apollo_adamw_layerwise",
+    "stable_adamw",
+    "muon",
+)
+Optimizer = Literal[OPTIMIZERS]  # type: ignore[valid-type]
+# Axolotl's `plugins:` honer runs with its own code (the rest are refused in load.py).
+CUT_CROSS_ENTROPY_PLUGIN = "axolotl.integrations.cut_cross_entropy.CutCrossEntropyPlugin"
+LIGER_PLUGIN = "axolotl.integrations.liger.LigerPlugin"
+Plugin = Literal[CUT_CROSS_ENTROPY_PLUGIN, LIGER_PLUGIN]
+LIGER_KEYS = (
+    "liger_rope",
+    "liger_rms_norm",
+    "liger_rms_norm_gated",
+    "liger_layer_norm",
+    "liger_glu_activation",
+    "liger_cross_entropy",
+    "liger_fused_linear_cross_entropy",
+)
 ExcessLength = Literal["drop", "truncate"]
 ReportTo = Literal["wandb", "tensorboard", "mlflow", "none"]
 
@@ -146,6 +240,11 @@ class DatasetConfig(_Section):
         description="Which end-of-turn tokens are trained: of every trained turn, only the last "
         "turn, every turn, or none.",
     )
+    train_on_eot: TrainOnEos | None = Field(
+        None,
+        description="Which `eot_tokens` are trained (same values as `train_on_eos`; default: as "
+        "`train_on_eos`).",
+    )
     chat_template: ChatTemplateName | None = Field(
         None, description="Per-dataset override of the top-level `chat_template`."
     )
@@ -182,6 +281,24 @@ class BnbConfig(_Section):
         True, description="Quantize the quantization constants."
     )
     llm_int8_has_fp16_weight: bool = Field(False, description="8-bit: keep fp16 master weights.")
+    bnb_4bit_quant_storage: Literal["bfloat16", "float16", "float32", "uint8"] | None = Field(
+        None,
+        description="Storage dtype of the packed 4-bit weights (default: the compute dtype under "
+        "FSDP, so shards are even; uint8 otherwise).",
+    )
+    bnb_4bit_compute_dtype: Literal["bfloat16", "float16", "float32"] | None = Field(
+        None, description="4-bit matmul dtype (default: the training dtype)."
+    )
+
+
+class GradientCheckpointingKwargs(_Section):
+    """Arguments of activation checkpointing (`torch.utils.checkpoint`)."""
+
+    use_reentrant: bool = Field(
+        False,
+        description="Reentrant checkpointing (older; needs an input that requires grad). The "
+        "default, non-reentrant, works with LoRA and frozen embeddings.",
+    )
 
 
 class FsdpConfig(_Section):
@@ -226,6 +343,10 @@ class FsdpConfig(_Section):
 class Config(_Section):
     """A whole honer run. Field names follow Axolotl's."""
 
+    # (key path, message) notes from loading: Axolotl keys accepted without effect, translated
+    # spellings. Not config values: they are printed by the commands, never saved.
+    _notes: tuple[tuple[str, str], ...] = PrivateAttr(default=())
+
     # --- model & tokenizer -------------------------------------------------------------------
     base_model: str = Field(
         description="Hub model name, local folder, or local `.gguf` file of the base model."
@@ -251,6 +372,19 @@ class Config(_Section):
         None, description="transformers tokenizer class, e.g. `AutoTokenizer` (default)."
     )
     tokenizer_use_fast: bool = Field(True, description="Use the fast (Rust) tokenizer.")
+    tokenizer_legacy: bool | None = Field(
+        None,
+        description="transformers' `legacy` flag of SentencePiece (Llama/T5) tokenizers; default: "
+        "the tokenizer's own.",
+    )
+    model_config_overrides: dict[str, Any] | None = Field(
+        None,
+        description="Values that replace the model config's (e.g. `rope_scaling`, "
+        "`max_position_embeddings`); Axolotl's `model_config`.",
+    )
+    resize_token_embeddings_to_32x: bool = Field(
+        False, description="Pad the embedding matrix to a multiple of 32 rows (faster matmuls)."
+    )
     trust_remote_code: bool = Field(
         False, description="Run code shipped with the model repository. Off unless you set it."
     )
@@ -267,6 +401,19 @@ class Config(_Section):
     )
     chat_template_jinja: str | None = Field(
         None, description="Jinja chat template text, used with `chat_template: jinja`."
+    )
+    chat_template_kwargs: dict[str, Any] | None = Field(
+        None,
+        description="Extra variables for the chat template, at training and inference (e.g. "
+        "`enable_thinking: false`).",
+    )
+    eot_tokens: list[str] | None = Field(
+        None,
+        description="Tokens that end a turn (each one token of the vocabulary); trained as "
+        "`train_on_eot` says. Default: the template's end-of-turn token.",
+    )
+    default_system_message: str | None = Field(
+        None, description="System message added to conversations that have none (chat formats)."
     )
 
     # --- adapter & quantization --------------------------------------------------------------
@@ -320,6 +467,9 @@ class Config(_Section):
         None, description="Processes for tokenization (`datasets.map` num_proc); default 1."
     )
     shuffle_merged_datasets: bool = Field(True, description="Shuffle rows after merging datasets.")
+    shuffle_before_merging_datasets: bool = Field(
+        False, description="Shuffle each dataset on its own before merging them."
+    )
     skip_bad_rows: bool = Field(
         False,
         description="Skip (and count) malformed rows instead of stopping at the first one.",
@@ -378,6 +528,13 @@ class Config(_Section):
     cosine_min_lr_ratio: float | None = Field(
         None, ge=0, le=1, description="cosine_with_min_lr: final LR as a fraction of the peak."
     )
+    cosine_constant_lr_ratio: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="cosine: reach `cosine_min_lr_ratio` at this fraction of the steps, then stay "
+        "constant.",
+    )
     warmup_steps: int | None = Field(None, ge=0, description="Linear warm-up steps.")
     warmup_ratio: float | None = Field(
         None, ge=0, lt=1, description="Warm-up as a fraction of total steps."
@@ -388,6 +545,17 @@ class Config(_Section):
     adam_beta2: float = Field(0.999, ge=0, lt=1, description="Adam beta2.")
     adam_epsilon: float = Field(1e-8, gt=0, description="Adam epsilon.")
     max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping norm (0 disables).")
+    unfrozen_parameters: list[str] | None = Field(
+        None,
+        description="Regexes of parameter names trained in full; every other parameter is frozen "
+        "(full fine-tuning).",
+    )
+    neftune_noise_alpha: float | None = Field(
+        None,
+        gt=0,
+        description="NEFTune: uniform noise of scale alpha/sqrt(length·hidden) on the input "
+        "embeddings while training (paper default 5). Also accepted as `noisy_embedding_alpha`.",
+    )
 
     # --- precision & memory -------------------------------------------------------------------
     bf16: bool | Literal["auto"] = Field(
@@ -397,19 +565,64 @@ class Config(_Section):
     )
     fp16: bool = Field(False, description="Train in float16 mixed precision.")
     tf32: bool = Field(False, description="Allow TF32 matmuls on Ampere+ GPUs.")
-    gradient_checkpointing: bool = Field(
-        False, description="Recompute activations in the backward pass (less memory, ~30% slower)."
+    gradient_checkpointing: bool | Literal["offload", "offload_disk"] = Field(
+        False,
+        description="Recompute activations in the backward pass (less memory, ~30% slower); "
+        "`offload` also keeps the saved activations in CPU memory, `offload_disk` on disk.",
+    )
+    gradient_checkpointing_kwargs: GradientCheckpointingKwargs | None = Field(
+        None, description="Arguments of activation checkpointing."
+    )
+    activation_offloading: bool | Literal["legacy", "disk"] = Field(
+        False,
+        description="Keep the activations saved for backward in CPU memory (`disk`: in files) "
+        "instead of on the GPU.",
     )
     flash_attention: bool = Field(
         False, description="Use flash-attention 2 (falls back to sdpa with a notice)."
     )
     sdp_attention: bool = Field(False, description="Use PyTorch scaled-dot-product attention.")
-    attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] | None = Field(
-        None, description="Attention kernel, set explicitly."
+    attn_implementation: str | None = Field(
+        None,
+        description="Attention kernel, set explicitly: `eager`, `sdpa`, `flash_attention_2`, "
+        "`flash_attention_3`, `flex_attention`, or a kernels-hub repository (`org/name`).",
+    )
+    torch_compile: bool | Literal["auto"] = Field(
+        False, description="Compile the model with torch.compile (`auto`: on a CUDA GPU)."
+    )
+    torch_compile_backend: str | None = Field(
+        None, description="torch.compile backend (default inductor)."
+    )
+    torch_compile_mode: Literal["default", "reduce-overhead", "max-autotune"] | None = Field(
+        None, description="torch.compile mode."
+    )
+    plugins: list[Plugin] | None = Field(
+        None,
+        description="Axolotl plugins honer runs with its own code: `…CutCrossEntropyPlugin` "
+        "(chunked head + loss) and `…LigerPlugin` (with the `liger_*` keys).",
+    )
+    cut_cross_entropy: bool | None = Field(
+        None,
+        description="Compute the output head and cross-entropy in chunks, never holding the "
+        "whole tokens × vocabulary logits (same loss and gradients, much less memory).",
+    )
+    liger_rope: bool | None = Field(None, description="Liger RoPE kernel (CUDA).")
+    liger_rms_norm: bool | None = Field(None, description="Liger RMSNorm kernel (CUDA).")
+    liger_rms_norm_gated: bool | None = Field(
+        None, description="Liger gated RMSNorm kernel (CUDA)."
+    )
+    liger_layer_norm: bool | None = Field(None, description="Liger LayerNorm kernel (CUDA).")
+    liger_glu_activation: bool | None = Field(None, description="Liger SwiGLU/GeGLU kernel (CUDA).")
+    liger_cross_entropy: bool | None = Field(None, description="Liger cross-entropy (CUDA).")
+    liger_fused_linear_cross_entropy: bool | None = Field(
+        None,
+        description="Liger fused head + cross-entropy (CUDA; on CPU honer's chunked loss).",
     )
 
     # --- evaluation, saving, logging ----------------------------------------------------------
-    evals_per_epoch: PositiveInt | None = Field(None, description="Evaluations per epoch.")
+    evals_per_epoch: int | None = Field(
+        None, ge=0, description="Evaluations per epoch (0: none during training)."
+    )
     eval_steps: PositiveInt | None = Field(None, description="Evaluate every N steps.")
     eval_table_size: int | None = Field(
         None, ge=0, description="Validation prompts generated and logged at each eval."
@@ -420,6 +633,20 @@ class Config(_Section):
     saves_per_epoch: PositiveInt | None = Field(None, description="Checkpoints per epoch.")
     save_steps: PositiveInt | None = Field(None, description="Checkpoint every N steps.")
     save_total_limit: PositiveInt | None = Field(None, description="Keep at most N checkpoints.")
+    save_strategy: Literal["steps", "epoch", "no", "best"] | None = Field(
+        None,
+        description="When to checkpoint: `steps` (save_steps/saves_per_epoch), `epoch`, `best` "
+        "(at each new lowest eval loss) or `no` (only the final model). Default: from "
+        "`save_steps`/`saves_per_epoch`, else each epoch.",
+    )
+    save_only_model: bool = Field(
+        False,
+        description="Checkpoints hold the model only, no optimizer/scheduler state (smaller; "
+        "such a checkpoint cannot be resumed).",
+    )
+    include_tokens_per_second: bool | None = Field(
+        None, description="Report the run's tokens per second in the final metrics."
+    )
     save_safetensors: bool = Field(
         True,
         description="Save weights as safetensors (transformers 5 writes nothing else: `false` is "
@@ -463,6 +690,11 @@ class Config(_Section):
         "`offload` (as in Axolotl: a list, or words in one string).",
     )
     fsdp_config: FsdpConfig | None = Field(None, description="FSDP settings.")
+    dp_shard_size: PositiveInt | None = Field(
+        None,
+        description="Processes FSDP shards across; honer shards across all of them, so it must "
+        "equal the number of processes (checked at launch).",
+    )
     fsdp_version: int | None = Field(
         None, description="Same as `fsdp_config.version` (Axolotl's top-level spelling)."
     )
@@ -512,6 +744,47 @@ class Config(_Section):
     hub_strategy: Literal["end", "every_save", "checkpoint", "all_checkpoints"] | None = Field(
         None, description="When to push to the hub."
     )
+    hub_private_repo: bool | None = Field(None, description="Create the hub repository as private.")
+    hub_revision: str | None = Field(
+        None, description="Branch of the hub repository to push to (default main)."
+    )
+
+    @property
+    def notes(self) -> tuple[tuple[str, str], ...]:
+        """What loading noted about the config (see `honer.config.load`)."""
+        return self._notes
+
+    def with_notes(self, notes: list[tuple[str, str]]) -> Config:
+        """This config carrying the loader's notes."""
+        self._notes = tuple(notes)
+        return self
+
+    @property
+    def use_cut_cross_entropy(self) -> bool:
+        """The chunked head + loss: `cut_cross_entropy`, or the plugin that means it."""
+        return bool(self.cut_cross_entropy) or CUT_CROSS_ENTROPY_PLUGIN in (self.plugins or [])
+
+    @property
+    def liger_kernels(self) -> dict[str, bool]:
+        """The `liger_*` keys that are set, by name."""
+        values = {key: getattr(self, key) for key in LIGER_KEYS}
+        return {key: bool(value) for key, value in values.items() if value is not None}
+
+    @property
+    def fsdp_words(self) -> list[str]:
+        """The FSDP mode: the `fsdp` words, or, in Axolotl's FSDP2 spelling (`fsdp_config` with
+        no `fsdp` list), the words its settings mean. Empty: no FSDP."""
+        if self.fsdp:
+            return list(self.fsdp)
+        fc = self.fsdp_config
+        if fc is None:
+            return []
+        words = ["shard_grad_op" if fc.reshard_after_forward is False else "full_shard"]
+        if fc.auto_wrap_policy == "TRANSFORMER_BASED_WRAP":
+            words.append("auto_wrap")
+        if fc.offload_params:
+            words.append("offload")
+        return words
 
     @property
     def effective_batch_size(self) -> int:

@@ -1,0 +1,21 @@
+"""Load a config for a command and print the loader's notes (one line each, on stderr).
+
+Notes say what an Axolotl key did here when it changes nothing or was translated
+(`honer.config.axolotl`): printed by every command that reads a config, so a user sees them
+whether they run `validate` first or not.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from honer.cli.console import err_console
+from honer.config import Config, load_config
+
+
+def load_noted(path: str | Path) -> Config:
+    """`load_config`, then one `note:` line per loader note."""
+    cfg = load_config(path)
+    for key, message in cfg.notes:
+        err_console.print(f"note: {key}: {message}", markup=False)
+    return cfg
