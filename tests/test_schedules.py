@@ -93,3 +93,43 @@ def test_the_schedule_table_matches_transformers() -> None:
         fn = TYPE_TO_SCHEDULER_FUNCTION[SchedulerType(name)]
         assert tuple(p for p in inspect.signature(fn).parameters if p not in fixed) == args
     assert set(SCHEDULES) - {"composite"} == set(POLICIES)
+
+
+def _axolotl_decay_constant(step, warmup, total, constant_ratio, min_ratio):
+    """Axolotl's `_get_cosine_schedule_with_warmup_decay_constant_lr_lambda` (num_cycles 0.5)."""
+    import math
+
+    if step < warmup:
+        return float(step) / float(max(1, warmup))
+    num_constant_steps = int(total * constant_ratio)
+    step = min(step, num_constant_steps)
+    progress = float(step - warmup) / float(max(1, num_constant_steps - warmup))
+    return (
+        max(0, (1 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * 0.5 * 2.0 * progress))) + min_ratio
+    )
+
+
+@pytest.mark.parametrize(
+    ("warmup", "total", "ratio", "min_ratio"),
+    [
+        (0, 100, 0.8, 0.1),
+        (10, 100, 0.8, 0.1),
+        (7, 53, 0.6, 0.0),
+        (3, 20, 1.0, 0.25),
+        (5, 40, 0.5, 0),
+    ],
+)
+def test_cosine_decay_constant_is_axolotls_schedule(warmup, total, ratio, min_ratio) -> None:
+    """Step for step, warm-up included: the constant point counts from the start of the run."""
+    policy = with_warmup(
+        make_policy("cosine_decay_constant", {"constant_ratio": ratio, "min_lr_ratio": min_ratio}),
+        warmup,
+    )
+    for step in range(total + 1):
+        want = _axolotl_decay_constant(step, warmup, total, ratio, min_ratio)
+        assert policy(step, total) == pytest.approx(want, abs=1e-15), step
+
+
+def test_the_warmup_of_cosine_decay_constant_is_not_a_user_parameter() -> None:
+    with pytest.raises(ValueError, match="takes: constant_ratio, min_lr_ratio$"):
+        make_policy("cosine_decay_constant", {"warmup": 3})

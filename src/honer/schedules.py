@@ -21,6 +21,12 @@ Formulas (t = step, T = total steps after warm-up):
 | one_cycle (Smith 2018, cos) | cos-rise from 1/div_factor to 1 over pct_start·T, then cos-fall to 1/(div_factor·final_div_factor) |
 | warmup_stable_decay | 1 until the last decay_ratio·T steps, then linear / cosine / 1-sqrt fall to min_lr_ratio |
 | cosine_with_restarts | ½(1 + cos(π · ((cycles · t/T) mod 1))) |
+| cosine_decay_constant (Axolotl's `cosine_constant_lr_ratio`) | m + (1-m)·½(1 + cos(π p)), p = (min(s, C) - w) / max(1, C - w), s = t + w, C = ⌊constant_ratio · (T + w)⌋, w = warm-up steps; m = min_lr_ratio |
+
+`cosine_decay_constant` counts its constant point from the first step of the run, warm-up
+included, as Axolotl's `get_cosine_schedule_with_warmup_decay_constant` does: it is the one
+policy that takes the warm-up length (`with_warmup` passes it), so the LR matches Axolotl's
+step for step.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ HONER_POLICIES = (
     "one_cycle",
     "warmup_stable_decay",
     "cosine_with_restarts",
+    "cosine_decay_constant",
 )
 SCHEDULES = (*TRANSFORMERS_SCHEDULES, *HONER_POLICIES, "composite")
 # What a `lr_phases` entry may use: every policy below except the warm-up-only alias.
@@ -166,6 +173,26 @@ def cosine_with_restarts(step: int, total: int, cycles: int = 2) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * ((cycles * p) % 1.0)))
 
 
+def cosine_decay_constant(
+    step: int,
+    total: int,
+    constant_ratio: float = 1.0,
+    min_lr_ratio: float = 0.0,
+    warmup: int = 0,
+) -> float:
+    """Cosine from 1 down to `min_lr_ratio`, reached at `constant_ratio` of the whole run, then
+    held there. `step`/`total` count after the warm-up; `warmup` is the warm-up before them
+    (bound by `with_warmup`, never by the user), because Axolotl places the constant point at
+    `int(constant_ratio × all steps)`, warm-up included."""
+    run_step, run_total = step + warmup, total + warmup
+    constant_from = int(run_total * constant_ratio)
+    progress = (min(run_step, constant_from) - warmup) / max(1, constant_from - warmup)
+    # Axolotl's num_cycles (0.5) enters as cos(π · num_cycles · 2 · progress).
+    return (
+        max(0.0, (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))) + min_lr_ratio
+    )
+
+
 POLICIES: dict[str, Callable[..., float]] = {
     "linear": linear,
     "cosine": cosine,
@@ -180,7 +207,32 @@ POLICIES: dict[str, Callable[..., float]] = {
     "one_cycle": one_cycle,
     "warmup_stable_decay": warmup_stable_decay,
     "cosine_with_restarts": cosine_with_restarts,
+    "cosine_decay_constant": cosine_decay_constant,
 }
+# Parameters a policy takes from the run, not from `lr_scheduler_kwargs` (see `with_warmup`).
+_RUN_PARAMETERS = ("warmup",)
+
+
+class BoundPolicy:
+    """A policy with its parameters bound: callable as `(step, total) -> factor`.
+
+    It keeps the function and parameters so that `with_warmup` can hand the warm-up length to
+    the policies that need it (`cosine_decay_constant`)."""
+
+    def __init__(self, fn: Callable[..., float], params: dict[str, Any]) -> None:
+        self.fn = fn
+        self.params = params
+
+    def __call__(self, step: int, total: int) -> float:
+        return self.fn(step, total, **self.params)
+
+    def after_warmup(self, warmup_steps: int) -> BoundPolicy:
+        """This policy told how many warm-up steps precede it (unchanged if it does not ask)."""
+        import inspect
+
+        if "warmup" not in inspect.signature(self.fn).parameters:
+            return self
+        return BoundPolicy(self.fn, {**self.params, "warmup": warmup_steps})
 
 
 def make_policy(name: str, params: dict[str, Any] | None = None) -> Policy:
@@ -189,18 +241,20 @@ def make_policy(name: str, params: dict[str, Any] | None = None) -> Policy:
 
     fn = POLICIES[name]
     params = dict(params or {})
-    allowed = list(inspect.signature(fn).parameters)[2:]
+    allowed = [p for p in list(inspect.signature(fn).parameters)[2:] if p not in _RUN_PARAMETERS]
     unknown = sorted(set(params) - set(allowed))
     if unknown:
         raise ValueError(
             f"lr policy `{name}` has no parameter {', '.join(unknown)}; it takes: "
             f"{', '.join(allowed) or 'none'}"
         )
-    return lambda step, total: fn(step, total, **params)
+    return BoundPolicy(fn, params)
 
 
 def with_warmup(policy: Policy, warmup_steps: int) -> Policy:
     """Linear warm-up from 0 over `warmup_steps`, then `policy` over the remaining steps."""
+    if isinstance(policy, BoundPolicy):
+        policy = policy.after_warmup(max(0, warmup_steps))
     if warmup_steps <= 0:
         return policy
 

@@ -153,3 +153,15 @@ def test_piped_output_is_laid_out_wide_enough_for_tables(monkeypatch) -> None:
     Console(file=buffer, width=_width(buffer)).print(table)
     assert "/a/rather/long/path/to/some/training/data.jsonl" in buffer.getvalue()
     assert "{'longer than sequence_len': 2}" in buffer.getvalue()
+
+
+def test_validate_prints_axolotl_notes_on_stderr(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, "m", "is_llama_derived_model: true\ngptq: false\n")
+    result = run_cli("validate", str(cfg))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "note: is_llama_derived_model: Axolotl's `is_llama_derived_model` is accepted and changes "
+        "nothing: not needed: honer reads the architecture from the model config.",
+        "note: gptq: Axolotl's `gptq` (quantization methods) is off here: nothing to switch off.",
+    ]
+    assert "is valid" in result.stdout

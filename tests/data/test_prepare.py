@@ -257,3 +257,105 @@ def test_data_seed_zero_means_zero_for_the_split(make_cfg, tokenizer) -> None:
     seed7 = load_or_prepare(make_cfg(val_set_size=5, seed=7), tokenizer)
     assert zero.eval["input_ids"] == seed0.eval["input_ids"]
     assert zero.eval["input_ids"] != seed7.eval["input_ids"]
+
+
+CHAT_ROWS = [
+    {"messages": [{"role": "user", "content": f"Hi {i}"}, {"role": "assistant", "content": "Yo"}]}
+    for i in range(4)
+]
+
+
+def _chat(make_cfg, tmp_path: Path, entry: dict | None = None, **top):
+    data = write_rows(tmp_path / "chat.jsonl", CHAT_ROWS)
+    raw = make_cfg().model_dump(exclude_unset=True)
+    raw["datasets"] = [{"path": str(data), "type": "chat_template", **(entry or {})}]
+    return config_from_dict({**raw, **top})
+
+
+@pytest.mark.parametrize(
+    ("entry", "top"),
+    [
+        ({}, {"chat_template": "chatml"}),
+        ({}, {"chat_template": "qwen_25"}),
+        ({"chat_template": "llama3"}, {}),
+        ({}, {"eot_tokens": ["<|im_end|>"]}),
+        ({}, {"eot_tokens": []}),
+        ({"train_on_eot": "last"}, {}),
+        ({}, {"default_system_message": "Be brief."}),
+        ({}, {"chat_template_kwargs": {"enable_thinking": False}}),
+        ({}, {"shuffle_before_merging_datasets": True}),
+        ({"field_system": "sys"}, {}),
+    ],
+)
+def test_every_chat_option_is_in_the_fingerprint(make_cfg, tokenizer, tmp_path, entry, top):
+    base = fingerprint(_chat(make_cfg, tmp_path), tokenizer)
+    assert fingerprint(_chat(make_cfg, tmp_path), tokenizer) == base
+    assert fingerprint(_chat(make_cfg, tmp_path, entry, **top), tokenizer) != base
+
+
+def test_a_changed_template_file_is_in_the_fingerprint(make_cfg, tokenizer, tmp_path) -> None:
+    """`chat_template_jinja` may name a file: its text, not its name, decides the tokens."""
+    path = tmp_path / "t.jinja"
+    path.write_text(SMOLLM2_TEMPLATE)
+    top = {"chat_template": "jinja", "chat_template_jinja": str(path)}
+    first = fingerprint(_chat(make_cfg, tmp_path, **top), tokenizer)
+    path.write_text(SMOLLM2_TEMPLATE.replace("SmolLM", "TinyLM"))
+    assert fingerprint(_chat(make_cfg, tmp_path, **top), tokenizer) != first
+
+
+def test_default_system_message_silences_the_template_default_note(make_cfg, tokenizer, tmp_path):
+    cfg = _chat_cfg(make_cfg, tmp_path, drop_system_message=True)
+    cfg = cfg.model_copy(update={"default_system_message": "Be brief."})
+    out = load_or_prepare(cfg, tokenizer)
+    assert out.notes == [] and not [w for w in out.warnings if "drop_system_message" in w]
+    assert all("SmolLM" not in tokenizer.decode(ids) for ids in out.train["input_ids"])
+
+
+def test_eot_token_warning_reaches_prepare(make_cfg, tokenizer, tmp_path) -> None:
+    cfg = _chat(make_cfg, tmp_path, chat_template="chatml", eot_tokens=["<|im_end|>", "<|eot|>"])
+    out = load_or_prepare(cfg, tokenizer)
+    assert any(w.startswith("eot_tokens: `<|eot|>` does not occur") for w in out.warnings)
+
+
+def _two_datasets(make_cfg, tmp_path: Path, **top):
+    first = write_rows(tmp_path / "a.jsonl", ROWS[:8])
+    second = write_rows(tmp_path / "b.jsonl", ROWS[8:20])
+    raw = make_cfg().model_dump(exclude_unset=True)
+    raw["datasets"] = [{"path": str(p), "type": "alpaca"} for p in (first, second)]
+    return config_from_dict({**raw, "shuffle_merged_datasets": False, **top})
+
+
+def _permutation(n: int, seed: int) -> list[int]:
+    """The order `datasets` shuffles n rows into with this seed (what Axolotl calls)."""
+    from datasets import Dataset
+
+    return Dataset.from_dict({"i": list(range(n))}).shuffle(seed=seed)["i"]
+
+
+def test_shuffle_before_merging_shuffles_each_dataset_on_its_own(make_cfg, tokenizer, tmp_path):
+    plain = load_or_prepare(_two_datasets(make_cfg, tmp_path), tokenizer).train["input_ids"]
+    a, b = plain[:8], plain[8:]
+    cfg = _two_datasets(make_cfg, tmp_path, shuffle_before_merging_datasets=True, seed=7)
+    shuffled = load_or_prepare(cfg, tokenizer).train["input_ids"]
+    expected = [a[i] for i in _permutation(8, 7)] + [b[i] for i in _permutation(12, 7)]
+    assert shuffled == expected and shuffled != plain
+    # seeded: the same seed gives the same order, another seed another one
+    again = load_or_prepare(cfg, tokenizer, force=True).train["input_ids"]
+    other = _two_datasets(make_cfg, tmp_path, shuffle_before_merging_datasets=True, seed=8)
+    assert again == shuffled and load_or_prepare(other, tokenizer).train["input_ids"] != shuffled
+
+
+def test_shuffle_before_and_after_merging(make_cfg, tokenizer, tmp_path) -> None:
+    """Both set: each dataset shuffled, concatenated, then the whole shuffled (Axolotl's order)."""
+    plain = load_or_prepare(_two_datasets(make_cfg, tmp_path), tokenizer).train["input_ids"]
+    a, b = plain[:8], plain[8:]
+    before = [a[i] for i in _permutation(8, 3)] + [b[i] for i in _permutation(12, 3)]
+    cfg = _two_datasets(
+        make_cfg,
+        tmp_path,
+        shuffle_before_merging_datasets=True,
+        shuffle_merged_datasets=True,
+        seed=3,
+    )
+    both = load_or_prepare(cfg, tokenizer).train["input_ids"]
+    assert both == [before[i] for i in _permutation(20, 3)]

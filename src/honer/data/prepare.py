@@ -25,7 +25,7 @@ from honer.config.schema import Config, DatasetConfig
 from honer.data import sources
 from honer.data.formats import FORMATS, FormatContext
 from honer.data.formats.chat_template import default_system_prompt, eos_mismatch
-from honer.data.formats.context import CHAT_TYPES, format_context
+from honer.data.formats.context import CHAT_TYPES, entry_template, format_context
 from honer.data.tokenize import IGNORE_INDEX, FormatError, TokenizerView, fit_to_length
 from honer.errors import DataError
 
@@ -40,10 +40,14 @@ _FINGERPRINT_KEYS = (
     "train_on_inputs",
     "chat_template",
     "chat_template_jinja",
+    "chat_template_kwargs",
+    "eot_tokens",
+    "default_system_message",
     "val_set_size",
     "seed",
     "data_seed",
     "shuffle_merged_datasets",
+    "shuffle_before_merging_datasets",
     "skip_bad_rows",
 )
 
@@ -71,8 +75,19 @@ def tokenizer_hash(tokenizer: Any) -> str:
 
 
 def fingerprint(cfg: Config, tokenizer: Any) -> str:
-    """A short hash of everything that decides the prepared tokens."""
+    """A short hash of everything that decides the prepared tokens.
+
+    The resolved text of each chat entry's template is hashed too, not only its name: a shipped
+    template file, a `chat_template_jinja` file or honer's choice for a name can change while the
+    config stays the same.
+    """
     entries = [*cfg.datasets, *(cfg.test_datasets or [])]
+    templates = [
+        hashlib.sha256(entry_template(cfg, d, tokenizer).encode()).hexdigest()
+        if d.type in CHAT_TYPES
+        else None
+        for d in entries
+    ]
     doc = {
         "pipeline": PIPELINE_VERSION,
         "formats": {name: mod.VERSION for name, mod in FORMATS.items()},
@@ -81,8 +96,10 @@ def fingerprint(cfg: Config, tokenizer: Any) -> str:
         "datasets": [d.model_dump(mode="json") for d in cfg.datasets],
         "test_datasets": [d.model_dump(mode="json") for d in cfg.test_datasets or []],
         "content": [sources.content_id(d) for d in entries],
+        "templates": templates,
     }
-    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+    text = json.dumps(doc, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _mask_problem(sample_labels: list[int], ds: DatasetConfig, ctx: FormatContext) -> str | None:
@@ -247,20 +264,26 @@ def prepare(cfg: Config, tokenizer: Any, dest: Path | None = None) -> PreparedDa
     """Tokenize and split all datasets now, and write the cache folder."""
     from datasets import concatenate_datasets
 
-    warnings = []
+    warnings: list[str] = []
     for ds in [*cfg.datasets, *(cfg.test_datasets or [])]:
         if ds.type in CHAT_TYPES:
-            warning = eos_mismatch(
-                TokenizerView(tokenizer), format_context(cfg, ds, tokenizer).chat_template
-            )
-            if warning and warning not in warnings:
-                warnings.append(warning)
+            ctx = format_context(cfg, ds, tokenizer)
+            found = [
+                *ctx.warnings,
+                eos_mismatch(TokenizerView(tokenizer), ctx.chat_template, ctx.chat_template_kwargs),
+            ]
+            warnings.extend(w for w in found if w and w not in warnings)
     system_notes, system_warnings = _default_system_notes(cfg, tokenizer)
     warnings.extend(system_warnings)
     if warnings and cfg.strict:
         raise DataError("strict: " + " ".join(warnings))
     report: dict[str, Any] = {"datasets": [], "skipped_rows": []}
     parts = _tokenize_group(cfg, cfg.datasets, "datasets", tokenizer, report)
+    if cfg.shuffle_before_merging_datasets and len(parts) > 1:
+        # Axolotl's merge: each dataset shuffled on its own (same seed), then concatenated, then
+        # the whole shuffled again when `shuffle_merged_datasets`. Without the latter, datasets
+        # keep their order in `datasets:` while rows within each are shuffled.
+        parts = [part.shuffle(seed=cfg.resolved_data_seed) for part in parts]
     train = parts[0] if len(parts) == 1 else concatenate_datasets(parts)
     if cfg.shuffle_merged_datasets and len(parts) > 1:
         train = train.shuffle(seed=cfg.resolved_data_seed)
@@ -297,12 +320,15 @@ def _default_system_notes(cfg: Config, tokenizer: Any) -> tuple[list[tuple[str, 
     view = TokenizerView(tokenizer)
     notes: list[tuple[str, int]] = []
     warnings: list[str] = []
+    if cfg.default_system_message is not None:  # every conversation has a system message
+        return notes, warnings
     entries = [("datasets", cfg.datasets), ("test_datasets", cfg.test_datasets or [])]
     for group, items in entries:
         for i, ds in enumerate(items):
             if ds.type not in CHAT_TYPES:
                 continue
-            default = default_system_prompt(view, format_context(cfg, ds, tokenizer).chat_template)
+            ctx = format_context(cfg, ds, tokenizer)
+            default = default_system_prompt(view, ctx.chat_template, ctx.chat_template_kwargs)
             if default is None:
                 continue
             shown = default if len(default) <= 80 else default[:77] + "..."

@@ -9,6 +9,7 @@ is trained.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +59,13 @@ class TokenizerView:
 
     def encode_segments(self, segments: list[Segment], add_special_tokens: bool) -> TokenizedSample:
         """Tokenize the joined text once; a token is trained if it covers a trained character."""
+        return self.encode_segments_with_offsets(segments, add_special_tokens)[0]
+
+    def encode_segments_with_offsets(
+        self, segments: list[Segment], add_special_tokens: bool
+    ) -> tuple[TokenizedSample, list[tuple[int, int]]]:
+        """`encode_segments`, plus each token's (start, end) characters in the joined text, for
+        formats that mark single tokens after tokenizing (`eot_tokens`)."""
         text = "".join(s.text for s in segments)
         # trained_upto[i] = number of trained characters in text[:i]
         trained_upto = [0]
@@ -71,17 +79,28 @@ class TokenizerView:
             tid if end > start and trained_upto[end] > trained_upto[start] else IGNORE_INDEX
             for tid, (start, end) in zip(enc["input_ids"], enc["offset_mapping"], strict=True)
         ]
-        return TokenizedSample(list(enc["input_ids"]), labels)
+        offsets = [(int(a), int(b)) for a, b in enc["offset_mapping"]]
+        return TokenizedSample(list(enc["input_ids"]), labels), offsets
 
     def render_chat(
-        self, messages: list[dict[str, str]], template: str | None, add_generation_prompt: bool
+        self,
+        messages: list[dict[str, str]],
+        template: str | None,
+        add_generation_prompt: bool,
+        template_kwargs: Mapping[str, Any] | None = None,
     ) -> str:
-        """The chat template's text for `messages`, exactly as transformers renders it."""
+        """The chat template's text for `messages`, exactly as transformers renders it.
+
+        `template_kwargs` are extra template variables (`chat_template_kwargs`, e.g.
+        `enable_thinking`); they override the tokenizer's special tokens of the same name, as in
+        transformers.
+        """
         return self.tokenizer.apply_chat_template(
             messages,
             chat_template=template,
             tokenize=False,
             add_generation_prompt=add_generation_prompt,
+            **dict(template_kwargs or {}),
         )
 
 

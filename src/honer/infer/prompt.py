@@ -7,12 +7,15 @@ training code's own pieces rather than a second copy of each template:
   with `add_special_tokens=True` as training does (BOS first). Later turns of a chat append
   `{answer}{eos}\\n\\n### Instruction:\\n…### Response:\\n`, the multi-turn Alpaca layout.
 - `chat_template` / `sharegpt`: the chat template `format_context` resolves for training, rendered
-  with `add_generation_prompt=True`, tokenized with `add_special_tokens=False` (the template
-  writes its own BOS). tests/infer/test_prompt.py checks the tokens equal the training prompt.
+  with `add_generation_prompt=True` and the config's `chat_template_kwargs` (e.g.
+  `enable_thinking: false`), tokenized with `add_special_tokens=False` (the template writes its
+  own BOS); `default_system_message` opens conversations without a system message, as in
+  training. tests/infer/test_prompt.py checks the tokens equal the training prompt.
 - `completion` / `input_output`: the text itself (the conversation so far, joined).
 
-Generation stops at EOS and at the template's end-of-turn token (`<|im_end|>` for ChatML), which
-is often not the EOS: without it a chat model talks on into an invented next turn.
+Generation stops at EOS, at the template's end-of-turn token (`<|im_end|>` for ChatML), which
+is often not the EOS: without it a chat model talks on into an invented next turn, and at
+every `eot_tokens` token.
 """
 
 from __future__ import annotations
@@ -41,9 +44,12 @@ class PromptFormatter:
                 f"--system: the `{self.kind}` format has no system prompt; give the whole "
                 "prompt text instead."
             )
-        # A system message for conversations that have none (training rows usually carry one).
-        self.system = system
         self.context = format_context(cfg, self.dataset, tokenizer)
+        # A system message for conversations that have none (training rows usually carry one);
+        # `--system` wins over `default_system_message`, which training inserts the same way.
+        if system is None and self.is_chat:
+            system = self.context.default_system_message
+        self.system = system
         self.view = TokenizerView(tokenizer)
         self.stop_ids = self._stop_ids()
 
@@ -59,7 +65,10 @@ class PromptFormatter:
             messages = [{"role": "system", "content": self.system}, *messages]
         if self.is_chat:
             return self.view.render_chat(
-                messages, self.context.chat_template, add_generation_prompt=True
+                messages,
+                self.context.chat_template,
+                add_generation_prompt=True,
+                template_kwargs=self.context.chat_template_kwargs,
             )
         if self.kind == "alpaca":
             return self._alpaca(messages)
@@ -92,5 +101,8 @@ class PromptFormatter:
         return text
 
     def _stop_ids(self) -> set[int]:
-        template = self.context.chat_template if self.is_chat else None
-        return stop_token_ids(self.view, template, self.is_chat)
+        ctx = self.context
+        template = ctx.chat_template if self.is_chat else None
+        return stop_token_ids(
+            self.view, template, self.is_chat, ctx.chat_template_kwargs, ctx.eot_token_ids
+        )

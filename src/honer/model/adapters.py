@@ -2,7 +2,9 @@
 
 `build_adapter` is the one entry point. It seeds the RNG first (torch 2.13 seeds every new process
 randomly, so without it two LoRA runs of one config start from different adapter weights), then
-prepares a quantized base for k-bit training, then wraps the model with peft.
+prepares a quantized base for k-bit training, then wraps the model with peft. Last, what the
+config says about which weights train (`unfrozen_parameters`, `honer.model.freeze`) and where the
+saved activations live (`activation_offloading`, `honer.model.offload`) is applied to the result.
 
 Target modules, when the config names none, are the attention projections found in the model
 itself (`q_proj`/`k_proj`/`v_proj`/`o_proj` for Llama-like models), not a per-architecture table.
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from honer.config.schema import Config
 from honer.errors import ConfigError, ModelError
-from honer.model import kbit
+from honer.model import freeze, kbit, offload
 
 if TYPE_CHECKING:
     from torch import nn
@@ -241,8 +243,10 @@ def build_adapter(cfg: Config, model: nn.Module, verbose: bool = True) -> nn.Mod
 
     Quantized bases go through peft's `prepare_model_for_kbit_training` (norms in float32,
     input gradients on) with gradient checkpointing as configured, and their 4-bit layers are
-    kept in the layout that passes gradients (checked on one layer before returning). With `lora_model_dir` the
-    existing adapter is loaded trainable instead of a new one being created.
+    kept in the layout that passes gradients (checked on one layer before returning). With
+    `lora_model_dir` the existing adapter is loaded trainable instead of a new one being created.
+    `unfrozen_parameters` then freezes what no entry names, and activation offloading hooks
+    into the returned model's forward.
     """
     from transformers import set_seed
 
@@ -264,8 +268,8 @@ def build_adapter(cfg: Config, model: nn.Module, verbose: bool = True) -> nn.Mod
         if quantized:
             model = prepare_model_for_kbit_training(
                 model,
-                use_gradient_checkpointing=cfg.gradient_checkpointing,
-                gradient_checkpointing_kwargs={"use_reentrant": False},
+                use_gradient_checkpointing=offload.checkpointing(cfg),
+                gradient_checkpointing_kwargs={"use_reentrant": offload.use_reentrant(cfg)},
             )
         if cfg.lora_model_dir is not None:
             try:
@@ -282,6 +286,11 @@ def build_adapter(cfg: Config, model: nn.Module, verbose: bool = True) -> nn.Mod
         # (see honer.model.kbit); then prove that gradients still flow after an eval forward.
         kbit.keep_4bit_weights_unpacked(trained)
         kbit.check_gradients_flow(trained)
+    if cfg.unfrozen_parameters:
+        freeze.apply(
+            trained, list(cfg.unfrozen_parameters), cfg.adapter is not None, cfg.weight_decay
+        )
+    offload.install(cfg, trained)
     if verbose:
         print(count_parameters(trained), file=sys.stderr)
     return trained

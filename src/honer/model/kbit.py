@@ -14,6 +14,16 @@ layout's on the tiny test model), so an adapter would answer at inference unlike
 inference), and `check_gradients_flow` runs one layer through eval → train before training and
 fails loudly if gradients stop, so a future bitsandbytes that breaks this again is caught in
 seconds, not after a run. The cost is CPU 4-bit inference speed; on a GPU nothing changes.
+
+Under FSDP2 (QLoRA + FSDP) the same switch is what keeps training right, and the probe runs
+before sharding, on the layer as bitsandbytes built it. After `fully_shard` each 4-bit weight is
+a float DTensor shard (see `bnb_4bit_quant_storage` in `honer.model.load`); at every forward
+FSDP all-gathers it into a plain tensor and bitsandbytes rebuilds the `Params4bit` around it
+from the layer's own `quant_state` (`fix_4bit_weight_quant_state_from_module`), so that copy
+must stay the unpacked one. With the repack left on, an in-training evaluation rewrites the
+gathered weight in place and training after it goes wrong (measured on two CPU ranks: the loss
+of the step after the first evaluation 7.62 instead of 7.52, its gradient norm 0.99 instead of
+1.61); `tests/train/test_fsdp_qlora.py` evaluates mid-run to keep that covered.
 """
 
 from __future__ import annotations
@@ -43,6 +53,12 @@ def _is_4bit(module: nn.Module) -> bool:
     return hasattr(module, "support_avx512bf16_for_cpu")  # bitsandbytes Linear4bit and subclasses
 
 
+def four_bit_layers(model: nn.Module) -> list[nn.Module]:
+    """Every bitsandbytes 4-bit linear layer of `model` (also once FSDP2 has sharded it: the
+    layer keeps its class, its weight becomes a DTensor shard)."""
+    return [m for m in quantized_layers(model) if _is_4bit(m)]
+
+
 def keep_4bit_weights_unpacked(model: nn.Module) -> int:
     """Stop bitsandbytes repacking 4-bit weights for its CPU inference kernel; returns how many
     layers were already packed (and were unpacked again, which bitsandbytes calls best-effort:
@@ -60,6 +76,11 @@ def keep_4bit_weights_unpacked(model: nn.Module) -> int:
             weight.data, weight.quant_state = _convert_weight_packed_for_cpu_inverse(
                 weight.data, state
             )
+            if getattr(module, "quant_state", None) is state:
+                # FSDP2 all-gathers the weight as a plain tensor and bitsandbytes rebuilds its
+                # quant_state from the layer's copy at every forward: keep the two one object
+                # (bitsandbytes 0.50 unpacks the state in place; a copy would leave it packed).
+                module.quant_state = weight.quant_state
             unpacked += 1
     return unpacked
 

@@ -217,22 +217,56 @@ def _require_bitsandbytes(key: str) -> None:
         )
 
 
+def quant_storage_dtype(cfg: Config, compute_dtype: Any) -> Any:
+    """The dtype the packed 4-bit weights are stored in (`bnb_4bit_quant_storage`).
+
+    bitsandbytes packs two 4-bit values per byte and, by default, stores them as uint8. Under
+    FSDP2 that cannot work: `fully_shard` replaces every parameter by a DTensor shard gathered
+    in the mixed-precision dtype, which a uint8 `Params4bit` does not survive, so accelerate
+    leaves such weights out of sharding and every rank holds the whole base (measured: 0 of 14
+    layers sharded). Stored in the compute dtype instead (float32 on CPU, bfloat16 on a bf16 GPU), the packed bytes
+    are just an `(n, 1)` float tensor that FSDP shards, gathers and frees like any other weight,
+    and the mixed-precision policy transformers derives from this dtype never converts them
+    (Answer.AI's fsdp_qlora and transformers' "FSDP + QLoRA" recipe do the same). Without FSDP
+    the byte layout is bitsandbytes' default, uint8. The value does not change the numbers: the
+    same bytes are dequantized whatever tensor type holds them.
+    """
+    import torch
+
+    bnb = cfg.bnb_config_kwargs
+    chosen = bnb.bnb_4bit_quant_storage if bnb is not None else None
+    if chosen is not None:
+        return getattr(torch, chosen)
+    return compute_dtype if cfg.fsdp_words else torch.uint8
+
+
 def quantization_config(cfg: Config, compute_dtype: Any) -> Any:
-    """A `BitsAndBytesConfig` for `load_in_4bit` / `load_in_8bit`, or None when not quantizing."""
+    """A `BitsAndBytesConfig` for `load_in_4bit` / `load_in_8bit`, or None when not quantizing.
+
+    `compute_dtype` is the training dtype; `bnb_config_kwargs.bnb_4bit_compute_dtype` overrides
+    it for the 4-bit matmuls only.
+    """
     if not (cfg.load_in_4bit or cfg.load_in_8bit):
         return None
     _require_bitsandbytes("load_in_4bit" if cfg.load_in_4bit else "load_in_8bit")
+    import torch
     from transformers import BitsAndBytesConfig
 
     from honer.config.schema import BnbConfig
 
     bnb = cfg.bnb_config_kwargs or BnbConfig()
     if cfg.load_in_4bit:
+        matmul_dtype = (
+            getattr(torch, bnb.bnb_4bit_compute_dtype)
+            if bnb.bnb_4bit_compute_dtype is not None
+            else compute_dtype
+        )
         return BitsAndBytesConfig(
             load_in_4bit=True,
             bnb_4bit_quant_type=bnb.bnb_4bit_quant_type,
             bnb_4bit_use_double_quant=bnb.bnb_4bit_use_double_quant,
-            bnb_4bit_compute_dtype=compute_dtype,
+            bnb_4bit_compute_dtype=matmul_dtype,
+            bnb_4bit_quant_storage=quant_storage_dtype(cfg, compute_dtype),
         )
     return BitsAndBytesConfig(
         load_in_8bit=True, llm_int8_has_fp16_weight=bnb.llm_int8_has_fp16_weight

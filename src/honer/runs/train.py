@@ -1,9 +1,9 @@
 """`train(cfg)`: one whole training run, artefacts included, as `honer train` does it.
 
-Reads like the run: checks that need no model → tokenizer → data (rank 0 first) → model and
-adapter → callbacks → the trainer → (rank 0) LR-database record, report, model card. A library
-user calling this gets exactly what the command gets; the CLI only parses flags, launches ranks
-and prints.
+Reads like the run: checks that need no model (the Hub included, with `hub_model_id`) →
+tokenizer → data (rank 0 first) → model and adapter → callbacks → the trainer → (rank 0)
+LR-database record, report, model card, final push to the Hub. A library user calling this gets
+exactly what the command gets; the CLI only parses flags, launches ranks and prints.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.text import Text
@@ -20,6 +20,9 @@ from rich.text import Text
 from honer.config.schema import Config
 from honer.errors import HonerError
 from honer.ranks import is_main_process, world_size
+
+if TYPE_CHECKING:
+    from honer.runs.hub import HubTarget
 
 
 @dataclass(frozen=True)
@@ -32,17 +35,24 @@ class TrainRun:
     report: Path | None
     prepared_data: Path
     resumed_from: Path | None
+    hub_commit: str | None = None  # URL of the final commit on the Hub (`hub_model_id`)
 
 
-def preflight(cfg: Config, resume: bool = False, processes: int | None = None) -> None:
+def preflight(cfg: Config, resume: bool = False, processes: int | None = None) -> HubTarget | None:
     """Every check that needs neither data nor model (precision on this hardware, trackers,
-    sharding engine for the process count, resume target): a mistake costs seconds."""
+    sharding engine for the process count, resume target, and on the main process the Hub
+    repository `hub_model_id` pushes to): a mistake costs seconds. Returns the Hub target."""
     from honer.train import checkpoint, parallel
     from honer.train.args import preflight as check_arguments
 
     check_arguments(cfg)
     parallel.check_engine(cfg, processes or world_size())
     checkpoint.resolve_resume(cfg, resume)
+    if cfg.hub_model_id and is_main_process():
+        from honer.runs import hub
+
+        return hub.preflight(cfg)
+    return None
 
 
 def train(cfg: Config, *, resume: bool = False, console: Console | None = None) -> TrainRun:
@@ -54,8 +64,10 @@ def train(cfg: Config, *, resume: bool = False, console: Console | None = None) 
     from honer.train.trainer import train as run_trainer
 
     console = console or Console(highlight=False, soft_wrap=True)
-    preflight(cfg, resume)
+    target = preflight(cfg, resume)
     main = is_main_process()
+    if target is not None:
+        console.print(target.describe(), markup=False)
     tokenizer = load_tokenizer(cfg)
     with parallel.main_process_first(cfg):  # rank 0 tokenizes; the others load its cache
         data = load_or_prepare(cfg, tokenizer)
@@ -63,6 +75,12 @@ def train(cfg: Config, *, resume: bool = False, console: Console | None = None) 
         _print_data_notes(data, console)
     model = build_adapter(cfg, load_model(cfg, tokenizer))
     callbacks, watchdog = _callbacks(cfg, data, tokenizer)
+    pusher = None
+    if target is not None:
+        from honer.runs.hub import HubPusher
+
+        pusher = HubPusher(cfg, target, console)
+        callbacks.append(pusher.callback())
     started = time.perf_counter()
     result = run_trainer(
         cfg,
@@ -74,7 +92,7 @@ def train(cfg: Config, *, resume: bool = False, console: Console | None = None) 
         console=console,
         callbacks=callbacks,
     )
-    report = None
+    report = hub_commit = None
     if main:
         loss = "n/a" if result.final_loss is None else f"{result.final_loss:.4f}"
         console.print(f"finished at step {result.global_step}; final loss {loss}", markup=False)
@@ -82,8 +100,17 @@ def train(cfg: Config, *, resume: bool = False, console: Console | None = None) 
         stats = {**data.stats, "train_lengths": length_histogram(data.train)}
         report = write_report(result.output_dir, stats, console)
         write_model_card(cfg, result.output_dir)
-    if watchdog is not None and watchdog.tripped:
-        raise HonerError(f"{watchdog.tripped} The last checkpoint is in {result.output_dir}.")
+    tripped = watchdog is not None and watchdog.tripped
+    if pusher is not None:
+        if tripped:  # a diverged result is not published; checkpoints already pushed stay
+            pusher.wait()
+        else:
+            hub_commit = pusher.finish(result.output_dir)
+    if tripped:
+        unpushed = " The final result was not pushed to the Hub." if pusher is not None else ""
+        raise HonerError(
+            f"{watchdog.tripped} The last checkpoint is in {result.output_dir}.{unpushed}"
+        )
     return TrainRun(
         output_dir=result.output_dir,
         global_step=result.global_step,
@@ -91,6 +118,7 @@ def train(cfg: Config, *, resume: bool = False, console: Console | None = None) 
         report=report,
         prepared_data=data.path,
         resumed_from=result.resumed_from,
+        hub_commit=hub_commit,
     )
 
 

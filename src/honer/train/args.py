@@ -11,11 +11,21 @@ Mapping (ours → transformers):
   num_epochs → num_train_epochs                      max_steps → max_steps (-1 when unset)
   resolved_learning_rate → learning_rate             lr_scheduler(+kwargs) → see optim.schedule
   warmup_steps / warmup_ratio → warmup_steps (ratio resolved against the total steps)
-  optimizer → optim                                  gradient_checkpointing → activation
-                                                     checkpointing (non-reentrant)
+  optimizer → optim (muon: a placeholder, see optim.optimizer_cls_and_kwargs)
+  gradient_checkpointing (true, offload, offload_disk) → activation checkpointing, reentrant as
+  `gradient_checkpointing_kwargs.use_reentrant` says (default false); the offloading itself is
+  honer.model.offload's (hooks on the model, not a Trainer argument)
   group_by_length → the length-grouped sampler       bf16/fp16/tf32 → resolved for the hardware
   evals_per_epoch → eval_steps = max(1, steps_per_epoch // evals_per_epoch) (at least that many
-  evaluations per epoch); saves_per_epoch → save_steps likewise; neither → once per epoch.
+  evaluations per epoch); 0 → no evaluation during training; saves_per_epoch → save_steps
+  likewise; neither → once per epoch.
+  save_strategy → save_strategy (`best`: at each evaluation with a new lowest eval loss; `no`:
+  no checkpoint, the final model only); save_only_model → save_only_model
+  neftune_noise_alpha → neftune_noise_alpha (transformers' NEFTune hook, peft models included)
+  torch_compile (`auto`: on with CUDA and torch >= 2.5), torch_compile_backend/mode → same names
+  include_tokens_per_second → none: transformers 5 dropped the field (its
+  `include_num_input_tokens_seen` adds throughput to every log line instead); the trainer adds
+  `train_tokens_per_second` (non-padding tokens / train_runtime) to the end-of-run metrics
   resolved_report_to → report_to; wandb_* → WANDB_* environment variables.
 transformers versions differ in some field names (5.23 renamed gradient_checkpointing and
 group_by_length); `_set` writes whichever name the installed version has.
@@ -27,6 +37,8 @@ import dataclasses
 import importlib.util
 import math
 import os
+import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +47,7 @@ from typing import Any
 from honer import hardware
 from honer.config.schema import Config
 from honer.errors import ConfigError
+from honer.model import offload
 from honer.model.load import use_bf16, use_fp16, use_tf32
 from honer.train import optim, parallel
 
@@ -123,12 +136,76 @@ def plan_for_dataset(
     return plan_steps(cfg, rows, has_eval, ranks)
 
 
+def _notice(message: str) -> None:
+    """One line on stderr: a setting resolved to less than it says, never an error."""
+    print(f"notice: {message}", file=sys.stderr)
+
+
 def _keep_best(kwargs: dict[str, Any]) -> None:
     """Keep (and load at the end) the checkpoint with the lowest eval loss. The config's checks
     made sure every save falls on an evaluation, so the best one is always written."""
     kwargs.update(
         load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False
     )
+
+
+def _save_settings(cfg: Config, plan: StepPlan, eval_strategy: str) -> dict[str, Any]:
+    """`save_strategy` (+ `save_steps`) as Axolotl means them.
+
+    Unset: every `save_steps`/`saves_per_epoch` steps when one is set, else once per epoch.
+    `best`: a checkpoint at each evaluation whose eval loss is the lowest so far (so evaluation
+    must run during training). `no`: no checkpoint; the final model is saved all the same.
+    """
+    strategy = cfg.save_strategy
+    if strategy is None:
+        strategy = "steps" if plan.save_steps is not None else "epoch"
+    keep_best = "load_best_model_at_end" if cfg.load_best_model_at_end else None
+    keep_best = "early_stopping_patience" if cfg.early_stopping_patience else keep_best
+    if keep_best and (strategy == "no" or eval_strategy == "no"):
+        raise ConfigError(
+            [
+                (
+                    keep_best,
+                    "needs evaluations and checkpoints during training, but "
+                    + ("`save_strategy: no` saves none." if strategy == "no" else "none runs.")
+                    + f" Remove `{keep_best}`, or evaluate and save during training.",
+                )
+            ]
+        )
+    if strategy != "steps" and plan.save_steps is not None:
+        key = "save_steps" if cfg.save_steps is not None else "saves_per_epoch"
+        raise ConfigError(
+            [
+                (
+                    key,
+                    f"set with `save_strategy: {strategy}`: use `save_strategy: steps`, or remove it.",
+                )
+            ]
+        )
+    if strategy == "steps":
+        if plan.save_steps is None:
+            raise ConfigError(
+                [("save_strategy", "`steps` needs `save_steps` or `saves_per_epoch`.")]
+            )
+        return {"save_strategy": "steps", "save_steps": plan.save_steps}
+    if strategy == "best":
+        if eval_strategy == "no":
+            raise ConfigError(
+                [
+                    (
+                        "save_strategy",
+                        "`best` saves at evaluations with a new lowest eval loss, but no "
+                        "evaluation runs during training: set `val_set_size` (and leave "
+                        "`evals_per_epoch` above 0).",
+                    )
+                ]
+            )
+        return {
+            "save_strategy": "best",
+            "metric_for_best_model": "eval_loss",
+            "greater_is_better": False,
+        }
+    return {"save_strategy": strategy}
 
 
 def tracking_env(cfg: Config) -> dict[str, str]:
@@ -192,10 +269,57 @@ def check_trackers(targets: list[str]) -> None:
             )
 
 
+def _torch_at_least(major: int, minor: int) -> bool:
+    import torch
+
+    parts = torch.__version__.split("+")[0].split(".")
+    return (int(parts[0]), int(parts[1])) >= (major, minor)
+
+
+def _cxx_compiler() -> str | None:
+    """The C++ compiler inductor would build CPU kernels with, if there is one."""
+    for name in (os.environ.get("CXX"), "g++", "c++", "clang++"):
+        if name and shutil.which(name):
+            return name
+    return None
+
+
+def use_torch_compile(cfg: Config) -> bool:
+    """Resolve `torch_compile` for this machine.
+
+    `auto` compiles on a CUDA GPU with torch >= 2.5 and says so when it does not. On CPU the
+    inductor backend builds C++ kernels: without a compiler it would fail at the first step,
+    so it fails here, naming the key.
+    """
+    value = cfg.torch_compile
+    if value == "auto":
+        on = hardware.cuda_available() and _torch_at_least(2, 5)
+        if not on:
+            _notice("torch_compile: auto: off (it compiles on a CUDA GPU with torch >= 2.5).")
+        return on
+    if not value:
+        return False
+    backend = cfg.torch_compile_backend or "inductor"
+    if backend == "inductor" and not hardware.cuda_available() and _cxx_compiler() is None:
+        raise ConfigError(
+            [
+                (
+                    "torch_compile",
+                    "torch.compile's inductor backend builds C++ kernels on CPU and no C++ "
+                    "compiler was found (g++, clang++ or $CXX): install one (e.g. `apt-get "
+                    "install g++`), set `torch_compile_backend: aot_eager`, or remove the key.",
+                )
+            ]
+        )
+    return True
+
+
 def preflight(cfg: Config) -> None:
     """Every check that needs neither data nor model, so a config mistake costs no model load."""
     use_bf16(cfg)
     use_fp16(cfg)
+    if cfg.torch_compile is True:  # `auto` says what it resolved to once, when training starts
+        use_torch_compile(cfg)
     check_trackers(cfg.resolved_report_to)
 
 
@@ -258,29 +382,36 @@ def training_arguments(cfg: Config, plan: StepPlan, has_eval: bool) -> Any:
         "dataloader_num_workers": 0,
         "dataloader_pin_memory": hardware.cuda_available(),
     }
-    if plan.eval_steps is not None:
+    if cfg.evals_per_epoch == 0:  # Axolotl: no evaluation during training
+        kwargs["eval_strategy"] = "no"
+    elif plan.eval_steps is not None:
         kwargs.update(eval_strategy="steps", eval_steps=plan.eval_steps)
     else:
         kwargs["eval_strategy"] = "epoch" if has_eval else "no"
-    if plan.save_steps is not None:
-        kwargs.update(save_strategy="steps", save_steps=plan.save_steps)
-    else:
-        kwargs["save_strategy"] = "epoch"
+    kwargs.update(_save_settings(cfg, plan, kwargs["eval_strategy"]))
     if cfg.load_best_model_at_end or cfg.early_stopping_patience:
         _keep_best(kwargs)
-    _set(
-        kwargs,
-        fields,
-        ("activation_checkpointing", "gradient_checkpointing"),
-        cfg.gradient_checkpointing,
-    )
-    if cfg.gradient_checkpointing:
+    kwargs["save_only_model"] = cfg.save_only_model
+    checkpointing = offload.checkpointing(cfg)
+    _set(kwargs, fields, ("activation_checkpointing", "gradient_checkpointing"), checkpointing)
+    if checkpointing:
         _set(
             kwargs,
             fields,
             ("activation_checkpointing_kwargs", "gradient_checkpointing_kwargs"),
-            {"use_reentrant": False},
+            {"use_reentrant": offload.use_reentrant(cfg)},
         )
+    if cfg.neftune_noise_alpha is not None:
+        kwargs["neftune_noise_alpha"] = cfg.neftune_noise_alpha
+    if use_torch_compile(cfg):
+        kwargs["torch_compile"] = True
+        if cfg.torch_compile_backend:
+            kwargs["torch_compile_backend"] = cfg.torch_compile_backend
+        if cfg.torch_compile_mode:
+            kwargs["torch_compile_mode"] = cfg.torch_compile_mode
+    target_modules = getattr(cfg, "optim_target_modules", None)
+    if target_modules:
+        kwargs["optim_target_modules"] = target_modules
     if cfg.group_by_length:
         if "train_sampling_strategy" in fields:
             kwargs["train_sampling_strategy"] = "group_by_length"

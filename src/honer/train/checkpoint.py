@@ -9,6 +9,10 @@ checkpoint or none at all, and every earlier checkpoint untouched.
 
 Rotation (`save_total_limit`) orders checkpoints by step number, never by mtime (copied or synced
 folders keep their step in the name, not in their timestamps).
+
+A checkpoint written with `save_only_model: true` holds weights but no optimizer, scheduler or
+RNG state; transformers would "resume" from it with a fresh optimizer and schedule without a
+word, so resuming from one is refused (`resolve_resume`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ from honer.errors import ConfigError, HonerError
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 STAGING_PREFIX = ".staging-"
 TRAINER_STATE = "trainer_state.json"
+# What a checkpoint holds when the optimizer was saved: transformers' `optimizer.pt` (or
+# accelerate's `optimizer.bin`), FSDP's sharded `optimizer_0/` folder, DeepSpeed's `global_stepN/`.
+_OPTIMIZER_FILES = ("optimizer.pt", "optimizer.bin")
+_OPTIMIZER_FOLDERS = ("optimizer", "global_step")
 
 
 def checkpoint_step(path: Path) -> int | None:
@@ -51,12 +59,36 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
     return checkpoints[-1] if checkpoints else None
 
 
+def has_training_state(checkpoint: Path) -> bool:
+    """Whether `checkpoint` holds optimizer state (not a `save_only_model` checkpoint)."""
+    if any((checkpoint / name).is_file() for name in _OPTIMIZER_FILES):
+        return True
+    return any(p.is_dir() and p.name.startswith(_OPTIMIZER_FOLDERS) for p in checkpoint.iterdir())
+
+
+def _resumable(checkpoint: Path, key: str | None) -> Path:
+    """`checkpoint`, unless it has no optimizer state: resuming it would silently restart the
+    optimizer and the schedule, so it is refused, saying what to do instead."""
+    if has_training_state(checkpoint):
+        return checkpoint
+    message = (
+        f"`{checkpoint}` holds the model only, no optimizer or scheduler state (it was saved "
+        "with `save_only_model: true`), so training cannot resume from it. Start a new run from "
+        "its weights instead (`base_model` for a full model, `lora_model_dir` for an adapter), "
+        "and leave `save_only_model` off to write resumable checkpoints."
+    )
+    if key is not None:
+        raise ConfigError([(key, message)])
+    raise HonerError(message)
+
+
 def resolve_resume(cfg: Config, resume: bool) -> Path | None:
     """The checkpoint to resume from: `resume` / `resume_from_checkpoint: true` → the latest one.
 
     Starting fresh over an output_dir that already holds checkpoints is refused: the new run's
     `checkpoint-N` folders would mix with the old run's, and a later resume could pick up a
-    checkpoint of the wrong run.
+    checkpoint of the wrong run. A checkpoint without optimizer state (`save_only_model`) is
+    refused: transformers would restart the optimizer and schedule without saying so.
     """
     setting = cfg.resume_from_checkpoint
     if isinstance(setting, str):
@@ -70,7 +102,7 @@ def resolve_resume(cfg: Config, resume: bool) -> Path | None:
                     )
                 ]
             )
-        return path
+        return _resumable(path, "resume_from_checkpoint")
     if resume or setting is True:
         latest = latest_checkpoint(cfg.output_dir)
         if latest is None:
@@ -78,7 +110,7 @@ def resolve_resume(cfg: Config, resume: bool) -> Path | None:
                 f"nothing to resume: `{cfg.output_dir}` holds no checkpoint-N folder; start "
                 "without --resume / `resume_from_checkpoint`."
             )
-        return latest
+        return _resumable(latest, None)
     existing = list_checkpoints(cfg.output_dir)
     if existing:
         raise HonerError(

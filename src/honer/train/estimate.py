@@ -7,7 +7,8 @@ an 8B model costs no memory to inspect) and from our config keys:
   decoder's linear weights take 4 bits plus their block scales (bitsandbytes: one float32
   absmax per 64 weights, or 8 bits per 64 plus a float32 per 256 blocks with double quant),
   with `load_in_8bit` one byte plus a float32 scale per row. LoRA weights are float32 (peft
-  upcasts adapters).
+  upcasts adapters), and so is every weight of a quantized base that is not quantized
+  (embeddings, norms, the head: peft's `prepare_model_for_kbit_training` upcasts them).
 * **Gradients**: one per trainable element, in its dtype.
 * **Optimizer state**: AdamW two moments per trainable element in its dtype; the 8-bit
   bitsandbytes optimizers one byte per moment for tensors of 4,096 elements or more (smaller
@@ -40,6 +41,14 @@ Across N processes: ZeRO-1 divides the optimizer state by N, ZeRO-2 and FSDP `sh
 also the gradients, ZeRO-3 and FSDP `full_shard` also the weights (plus one layer gathered at a
 time); offload moves the state (and with ZeRO-3 offload the weights) to CPU memory. DDP keeps
 an extra gradient-sized bucket buffer.
+
+FSDP over a 4-bit base (QLoRA + FSDP): the packed 4-bit data, stored in a float dtype
+(`bnb_4bit_quant_storage`), is sharded like any weight, so each device holds 1/N of it at half
+a byte per weight; its quantization constants (absmax) are layer attributes, not parameters,
+and every device keeps them whole. Before sharding, though, every process loads and quantizes
+the whole base onto its own device (transformers places a bitsandbytes model on one device, and
+accelerate skips `cpu_ram_efficient_loading` for 4-bit weights), so the whole 4-bit base must
+fit one device once: that is the `loading` row, and the peak is at least that.
 
 The figures that match Hugging Face's model-memory table (`accelerate estimate-memory`) are the
 weights row and weights + gradients + Adam states ("Training using Adam"): 108,310,272 float32
@@ -214,19 +223,39 @@ def _dtype_bytes(cfg: Config) -> int:
     return 2 if (use_bf16(cfg) or (use_fp16(cfg) and cfg.adapter)) else 4
 
 
-def weight_bytes(cfg: Config, t: Tensors, lora_params: int) -> float:
-    """The model as loaded: quantized linear weights, the rest in the load dtype, + LoRA."""
-    elem = _dtype_bytes(cfg)
+@dataclass(frozen=True)
+class WeightBytes:
+    """The model's weights in bytes, split the way sharding treats them."""
+
+    packed: float  # quantized linear weights' data (4 or 8 bits each)
+    scales: float  # their quantization constants (bitsandbytes keeps them beside the weight)
+    dense: float  # every other base weight
+    lora: float  # adapter weights (float32)
+
+    @property
+    def total(self) -> float:
+        return self.packed + self.scales + self.dense + self.lora
+
+
+def weight_parts(cfg: Config, t: Tensors, lora_params: int) -> WeightBytes:
+    """The model as trained: quantized linear weights, the rest in the load dtype (float32 beside
+    a quantized base: peft upcasts it), + LoRA in float32."""
     base = t.total
+    lora = lora_params * 4
     if cfg.load_in_4bit:
         double = cfg.bnb_config_kwargs is None or cfg.bnb_config_kwargs.bnb_4bit_use_double_quant
         scale = (1 / 64 + 4 / (64 * 256)) if double else 4 / 64
-        quantized = t.quantizable * (0.5 + scale)
-        return quantized + (base - t.quantizable) * elem + lora_params * 4
+        return WeightBytes(
+            t.quantizable * 0.5, t.quantizable * scale, (base - t.quantizable) * 4, lora
+        )
     if cfg.load_in_8bit:
-        quantized = t.quantizable + t.quantizable_rows * 4
-        return quantized + (base - t.quantizable) * elem + lora_params * 4
-    return base * elem + lora_params * 4
+        return WeightBytes(t.quantizable, t.quantizable_rows * 4, (base - t.quantizable) * 4, lora)
+    return WeightBytes(0.0, 0.0, base * _dtype_bytes(cfg), lora)
+
+
+def weight_bytes(cfg: Config, t: Tensors, lora_params: int) -> float:
+    """The model as trained, in bytes (see `weight_parts`)."""
+    return weight_parts(cfg, t, lora_params).total
 
 
 def optimizer_bytes(cfg: Config, t: Tensors, param_bytes: int) -> float:
@@ -270,7 +299,8 @@ def estimate(cfg: Config, shape: Shape, t: Tensors, processes: int = 1) -> Estim
     elem = _dtype_bytes(cfg)
     lora_params = sum(t.trainable) if cfg.adapter else 0
     param_bytes = 4 if cfg.adapter else elem
-    weights = weight_bytes(cfg, t, lora_params)
+    parts = weight_parts(cfg, t, lora_params)
+    weights = parts.total
     grads = sum(t.trainable) * param_bytes
     state = optimizer_bytes(cfg, t, param_bytes)
     tokens = cfg.micro_batch_size * cfg.sequence_len
@@ -294,7 +324,7 @@ def estimate(cfg: Config, shape: Shape, t: Tensors, processes: int = 1) -> Estim
 
     notes: list[str] = []
     stage = parallel.deepspeed_stage(cfg)
-    fsdp = cfg.fsdp or []
+    fsdp = cfg.fsdp_words
     n = processes
     shard_state = shard_grads = shard_weights = False
     offload_state = offload_weights = False
@@ -315,17 +345,29 @@ def estimate(cfg: Config, shape: Shape, t: Tensors, processes: int = 1) -> Estim
         step_transient /= n
     if shard_grads:
         grads /= n
+    loading = 0.0
     if shard_weights:
         layer_weights = weights / max(shape.layers, 1)
-        weights = weights / n + layer_weights  # one gathered layer at a time
+        if fsdp and cfg.load_in_4bit:
+            # The packed data is sharded; the quantization constants stay whole on every device.
+            weights = (weights - parts.scales) / n + parts.scales + layer_weights
+            loading = parts.total - parts.lora  # the whole 4-bit base, before sharding
+            notes.append(
+                f"FSDP + 4-bit: every process first loads the whole 4-bit base onto its device "
+                f"({human(loading)}), then keeps 1/{n} of its packed weights; the peak is at least "
+                "that."
+            )
+        else:
+            weights = weights / n + layer_weights  # one gathered layer at a time
     if offload_state:
         notes.append(f"optimizer state offloaded to CPU memory: {human(state)} there.")
         state = step_transient = 0.0
     if offload_weights:
         notes.append(f"weights offloaded to CPU memory: {human(weights)} there.")
         weights = 0.0
-    peak = weights + state + max(act_peak, grads + step_transient)
+    peak = max(weights + state + max(act_peak, grads + step_transient), loading)
     rows = [
+        *([("loading (whole 4-bit base)", loading)] if loading else []),
         ("weights", weights),
         ("gradients", grads),
         ("optimizer state", state),

@@ -12,7 +12,15 @@ Schedules (t = step after warm-up, T = steps after warm-up, lr = peak):
   constant              lr (no warm-up: it is refused together with warmup_steps/warmup_ratio)
   constant_with_warmup  lr after the warm-up
   polynomial            (lr - lr_end) · (1 - t/T)^power + lr_end   (`lr_scheduler_kwargs`)
+  cosine + cosine_constant_lr_ratio   Axolotl's cosine that reaches lr · cosine_min_lr_ratio at
+                        that fraction of the run and stays there: honer's `cosine_decay_constant`
+                        policy (`honer.schedules`), the same LR at every step as Axolotl's.
 Warm-up is linear from 0 to lr over `warmup_steps` (or ceil(warmup_ratio · total steps)).
+
+Optimizers: every transformers `optim` name is passed through (Axolotl's `adamw_8bit`,
+`adamw_torch_8bit` and `adamw_torch_4bit` are transformers names too: bitsandbytes' and
+torchao's). `muon` is honer's (`honer.train.muon`): the Trainer gets it through
+`optimizer_cls_and_kwargs`, and `optim` holds a placeholder transformers never builds.
 """
 
 from __future__ import annotations
@@ -23,10 +31,38 @@ from typing import Any
 from honer.config.schema import Config
 from honer.schedules import TRANSFORMERS_SCHEDULES, Policy
 
+# Optimizers honer builds itself; TrainingArguments gets a valid placeholder `optim` for them.
+HONER_OPTIMIZERS = ("muon",)
+
 
 def optimizer_name(cfg: Config) -> str:
-    """The transformers `optim` value (our names are transformers')."""
+    """The transformers `optim` value: the config's name, or for an optimizer honer builds
+    (`optimizer_cls_and_kwargs`) a placeholder the Trainer never uses."""
+    if cfg.optimizer in HONER_OPTIMIZERS:
+        return "adamw_torch"
     return cfg.optimizer
+
+
+def optimizer_cls_and_kwargs(cfg: Config) -> tuple[Any, dict[str, Any]] | None:
+    """The Trainer's `optimizer_cls_and_kwargs` for an optimizer honer builds, else None.
+
+    `muon`: a factory transformers calls with the model, so that parameters are split by name
+    and shape (Muon for 2-D hidden weights, AdamW for embeddings, head, norms and biases).
+    """
+    if cfg.optimizer != "muon":
+        return None
+    from honer.train import muon
+
+    muon.check_available()
+    adam = {
+        "betas": (cfg.adam_beta1, cfg.adam_beta2),
+        "eps": cfg.adam_epsilon,
+    }
+    return muon.MuonFactory, {
+        "lr": cfg.resolved_learning_rate,
+        "weight_decay": cfg.weight_decay,
+        **adam,
+    }
 
 
 def warmup_steps(cfg: Config, total_steps: int) -> int:
@@ -38,11 +74,27 @@ def warmup_steps(cfg: Config, total_steps: int) -> int:
     return 0
 
 
+def _decay_constant(cfg: Config) -> bool:
+    """Axolotl's cosine with a constant tail: `cosine` + `cosine_constant_lr_ratio`."""
+    return cfg.cosine_constant_lr_ratio is not None and cfg.lr_scheduler in (
+        "cosine",
+        "cosine_with_min_lr",
+    )
+
+
 def lr_policy(cfg: Config) -> Policy | None:
     """honer's own schedule as a pure function of the step (warm-up not included), or None
     when transformers builds the schedule. The config's checks have validated its parameters."""
     from honer.schedules import composite, make_policy
 
+    if _decay_constant(cfg):
+        return make_policy(
+            "cosine_decay_constant",
+            {
+                "constant_ratio": cfg.cosine_constant_lr_ratio,
+                "min_lr_ratio": cfg.cosine_min_lr_ratio or 0.0,
+            },
+        )
     if cfg.lr_scheduler in TRANSFORMERS_SCHEDULES:
         return None
     if cfg.lr_scheduler == "composite":
@@ -54,11 +106,12 @@ def schedule(cfg: Config) -> tuple[str, dict[str, Any]]:
     """(transformers `lr_scheduler_type`, `lr_scheduler_kwargs`) for the config.
 
     `cosine_min_lr_ratio` turns a cosine schedule into `cosine_with_min_lr` (Axolotl reads it
-    with `lr_scheduler: cosine` too). For honer's own policies the transformers schedule is a
-    placeholder (`constant`): the trainer replaces it with `lr_policy(cfg)`.
+    with `lr_scheduler: cosine` too). For honer's own policies, `cosine_constant_lr_ratio`
+    included, the transformers schedule is a placeholder (`constant`): the trainer replaces it
+    with `lr_policy(cfg)`.
     """
     name = cfg.lr_scheduler
-    if name not in TRANSFORMERS_SCHEDULES:
+    if name not in TRANSFORMERS_SCHEDULES or _decay_constant(cfg):
         return "constant", {}
     kwargs = dict(cfg.lr_scheduler_kwargs or {})
     if cfg.cosine_min_lr_ratio is not None:

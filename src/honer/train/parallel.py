@@ -75,7 +75,7 @@ def deepspeed_stage(cfg: Config) -> int | None:
 
 def fsdp_config(cfg: Config) -> dict[str, Any]:
     """The `TrainingArguments.fsdp_config` dict (FSDP2) for the config's `fsdp` words and keys."""
-    words = cfg.fsdp or []
+    words = cfg.fsdp_words
     fc = cfg.fsdp_config
     reshard = fc.reshard_after_forward if fc is not None else None
     if reshard is None:
@@ -100,7 +100,7 @@ def check_engine(cfg: Config, processes: int) -> None:
     unsharded), and DeepSpeed its package."""
     import importlib.util
 
-    key = "deepspeed" if cfg.deepspeed else "fsdp" if cfg.fsdp else None
+    key = "deepspeed" if cfg.deepspeed else "fsdp" if cfg.fsdp_words else None
     if key is not None and processes < 2:
         raise NotSupportedError(
             f"`{key}` shards across processes, and this run has one: run `honer train CONFIG "
@@ -123,7 +123,7 @@ def training_kwargs(cfg: Config) -> dict[str, Any]:
     check_engine(cfg, world_size())
     if cfg.deepspeed:
         kwargs["deepspeed"] = str(deepspeed_config_path(cfg.deepspeed))
-    if cfg.fsdp:
+    if cfg.fsdp_words:
         kwargs.update(fsdp=True, fsdp_config=fsdp_config(cfg))
     return kwargs
 
@@ -195,10 +195,38 @@ def _held(params: list[Any], zero_partition: int | None) -> tuple[int, int]:
     return full, held
 
 
+def quantized_report(model: Any) -> dict[str, Any] | None:
+    """The frozen 4-bit base weights as this rank holds them (None: no 4-bit layer).
+
+    Under FSDP2 each packed weight must be a DTensor shard: accelerate silently leaves a weight
+    out of sharding when its storage dtype is not floating point (bitsandbytes' default uint8),
+    and every rank then holds the whole base, which only this count shows. Elements are those
+    of the storage tensors (e.g. float32 holding eight 4-bit values each), not of the weights
+    they encode.
+    """
+    from torch.distributed.tensor import DTensor
+
+    from honer.model.kbit import four_bit_layers
+
+    weights = [layer.weight for layer in four_bit_layers(model)]
+    if not weights:
+        return None
+    full, held = _held(weights, None)
+    dtypes = sorted({str(w.dtype).removeprefix("torch.") for w in weights})
+    return {
+        "layers": len(weights),
+        "storage_dtype": ",".join(dtypes),
+        "sharded_layers": sum(isinstance(w, DTensor) for w in weights),
+        "elements": full,
+        "elements_on_rank0": held,
+    }
+
+
 def engine_report(trainer: Any) -> dict[str, Any]:
     """What really runs, measured on the prepared model: the engine accelerate chose, the world
     size, and how many trainable parameters this rank holds (engine fallbacks are silent, so
-    tests and users check this rather than the config)."""
+    tests and users check this rather than the config). With a 4-bit base, `quantized_weights`
+    says how much of it this rank holds (see `quantized_report`)."""
     state = trainer.accelerator.state
     model = trainer.model
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -227,6 +255,9 @@ def engine_report(trainer: Any) -> dict[str, Any]:
         report["find_unused_parameters"] = bool(
             getattr(trainer.model_wrapped, "find_unused_parameters", False)
         )
+    quantized = quantized_report(model)
+    if quantized is not None:
+        report["quantized_weights"] = quantized
     return report
 
 

@@ -10,6 +10,11 @@ What the subclass changes, and why:
   gradient equals the gradient of one big batch whatever the micro-batch split. This does not
   depend on the model accepting `num_items_in_batch` (many do not) or on how a transformers
   version counts. Evaluation batches use their own count.
+* The chunked head (`cut_cross_entropy`, the cut cross-entropy plugin, liger's fused linear
+  cross-entropy): with `use_chunked_head`, the model's output layer and the loss run chunk by
+  chunk inside the model call (`honer.train.chunked_loss`), so the (batch × seq × vocab) logits
+  never exist, in training or evaluation. It returns the same sum, divided by the same count
+  (`step_share`), so loss and gradients equal the plain path's.
 * Atomic checkpoints (see `honer.train.checkpoint`): each checkpoint is written to a staging
   folder and renamed into place.
 * Throughput: tokens per second (all non-padding tokens, and trained tokens) in every log line.
@@ -41,6 +46,7 @@ from honer.config.schema import Config
 from honer.data import packing
 from honer.errors import DataError, is_out_of_memory, out_of_memory_error
 from honer.model import segment_attention
+from honer.model.kernels import apply_kernels
 from honer.train import checkpoint as ckpt
 from honer.train import optim, parallel
 from honer.train.args import (
@@ -56,6 +62,7 @@ from honer.train.callbacks import (
     EngineReportCallback,
     MetricsJsonlCallback,
 )
+from honer.train.chunked_loss import ChunkedHead
 from honer.train.collate import IGNORE_INDEX, PaddingCollator
 
 if TYPE_CHECKING:
@@ -64,6 +71,28 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 CONFIG_FILE = "config.yml"
+
+
+def step_share(
+    total: torch.Tensor, labels: torch.Tensor, num_items_in_batch: torch.Tensor | int | None
+) -> torch.Tensor:
+    """A micro-batch's summed token loss / trained tokens of the whole step.
+
+    Without a step count (evaluation, a direct call) the micro-batch's own trained tokens are
+    counted, labels shifted by one as the causal loss is. A step with no trained token gives 0
+    (and zero gradients), not NaN. Both the plain and the chunked loss end here, so they cannot
+    normalise differently.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    count = num_items_in_batch
+    if count is None:
+        shifted = F.pad(labels, (0, 1), value=IGNORE_INDEX)[..., 1:]
+        count = (shifted != IGNORE_INDEX).sum()
+    if not torch.is_tensor(count):
+        count = torch.tensor(count)
+    return total / count.to(total.device).clamp(min=1)
 
 
 def token_sum_loss(
@@ -75,7 +104,6 @@ def token_sum_loss(
     would copy the (batch × seq × vocab) tensor. Logits are upcast to float32 as the models' own
     loss does. A step with no trained token gives loss 0 (and zero gradients), not NaN.
     """
-    import torch
     import torch.nn.functional as F
 
     logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
@@ -87,12 +115,7 @@ def token_sum_loss(
         ignore_index=IGNORE_INDEX,
         reduction="sum",
     )
-    count = num_items_in_batch
-    if count is None:
-        count = (shifted != IGNORE_INDEX).sum()
-    if not torch.is_tensor(count):
-        count = torch.tensor(count)
-    return total / count.to(total.device).clamp(min=1)
+    return step_share(total, labels, num_items_in_batch)
 
 
 class HonerTrainer(Trainer):
@@ -104,6 +127,9 @@ class HonerTrainer(Trainer):
     lr_policy: Any = None
     # What sample packing did to the training set (None without `sample_packing`).
     packing_stats: packing.PackStats | None = None
+    # The output layer + loss run chunk by chunk (`cut_cross_entropy`, liger's fused linear
+    # cross-entropy); None: the plain loss on the model's logits (`token_sum_loss`).
+    chunked_head: ChunkedHead | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("compute_loss_func", token_sum_loss)
@@ -119,6 +145,22 @@ class HonerTrainer(Trainer):
         self.is_fsdp_enabled = getattr(self.accelerator.state, "fsdp_plugin", None) is not None
 
     # --- loss -------------------------------------------------------------------------------
+
+    def use_chunked_head(self, backend: str = "chunked", chunk: int | None = None) -> None:
+        """Compute the loss with the head run chunk by chunk (`honer.train.chunked_loss`): the
+        model's (batch × seq × vocab) logits are never materialised, in training or evaluation.
+        The loss is the same sum divided by the same step-wide count as `token_sum_loss`."""
+        self.chunked_head = ChunkedHead(self.model, backend=backend, chunk=chunk)
+        self.compute_loss_func = self._chunked_loss
+
+    def _chunked_loss(
+        self, outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = None
+    ) -> torch.Tensor:
+        """`compute_loss_func` of the chunked head: the sum its capture computed / the step's
+        trained tokens."""
+        assert self.chunked_head is not None
+        total = self.chunked_head.take_total(outputs)
+        return step_share(total, labels.to(total.device), num_items_in_batch)
 
     def get_batch_samples(
         self, epoch_iterator: Any, num_batches: int, *args: Any
@@ -162,9 +204,16 @@ class HonerTrainer(Trainer):
         # transformers version passes in.
         if not model.training:
             num_items_in_batch = None
-        return super().compute_loss(
-            model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
-        )
+        if self.chunked_head is None or inputs.get("labels") is None:
+            return super().compute_loss(
+                model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+            )
+        # The model runs as usual (through every wrapper); only its output layer is swapped for
+        # the chunked loss during this call, and `_chunked_loss` collects the sum.
+        with self.chunked_head.capture(inputs["labels"]):
+            return super().compute_loss(
+                model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+            )
 
     # --- schedule ---------------------------------------------------------------------------
 
@@ -370,6 +419,11 @@ def build_trainer(
         collator = packing.PackedCollator(tokenizer.pad_token_id, pad_to_length, collator)
         # CPU sdpa: per-sample causal blocks, ~10× faster than the masked path.
         segment_attention.use_segment_attention(model)
+    console = console or Console(highlight=False, soft_wrap=True)
+    # Liger kernels patch the model in place (CUDA); their fused linear cross-entropy, and
+    # `cut_cross_entropy`, run as the trainer's chunked head loss.
+    kernels = apply_kernels(model, cfg, console)
+    head_loss = "chunked" if cfg.use_cut_cross_entropy else kernels.head_loss
     plan = plan_steps(cfg, len(train_dataset), has_eval)
     args = training_arguments(cfg, plan, has_eval)
     trainer = HonerTrainer(
@@ -383,9 +437,10 @@ def build_trainer(
     )
     trainer.lr_policy = optim.lr_policy(cfg)
     trainer.packing_stats = pack_stats
+    if head_loss is not None:
+        trainer.use_chunked_head(head_loss)
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
-    console = console or Console(highlight=False, soft_wrap=True)
     trainer.add_callback(ConsoleCallback(console))
     trainer.add_callback(EngineReportCallback(trainer, console))
     for callback in callbacks or []:

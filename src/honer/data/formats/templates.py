@@ -1,12 +1,29 @@
-"""Built-in chat templates (`chat_template: chatml|llama3|mistral|alpaca|vicuna`).
+"""Chat templates by name: Axolotl's named templates, honer's few built-ins, the tokenizer's own.
 
-Prefer the tokenizer's own template (`tokenizer_default`); these few cover models whose tokenizer
-ships none and the role formats of Axolotl's `sharegpt` `conversation:` option. Each is the
-standard Jinja text, rendered by transformers' own `apply_chat_template`, so inference renders the
-same prompt (no hand-kept registry of Python formatters).
+`chat_template: NAME` accepts every name Axolotl accepts. Axolotl's named templates ship as
+package data (`chat_templates/NAME.jinja`, copied byte for byte from Axolotl 0.21, Apache-2.0:
+see `chat_templates/NOTICE`), so a name renders what Axolotl renders for it, token for token.
+The built-ins below are the role formats of honer's `sharegpt` `conversation:` option (FastChat
+styles) and the two names Axolotl lacks (`mistral`, `vicuna`). Every template is plain Jinja
+rendered by transformers' own `apply_chat_template` (its sandbox, `raise_exception`,
+`strftime_now`), so inference renders the same prompt.
+
+Names (`resolve_template`):
+
+- `tokenizer_default`: the tokenizer's own template (an error when it has none).
+- `tokenizer_default_fallback_NAME`: the tokenizer's own template, else NAME (Axolotl's).
+- `jinja`: the text of `chat_template_jinja` (or the file it names, as Axolotl allows).
+- an Axolotl name (`AXOLOTL_CHAT_TEMPLATES`): the shipped file, also for `chatml`, `llama3` and
+  `alpaca`. For `chatml` and `llama3` the files render exactly what honer's built-in texts
+  rendered (tested); `alpaca` is Axolotl's (no Stanford preamble, turns joined by a blank line),
+  where honer's built-in `alpaca` (kept for `conversation: alpaca`) is FastChat's.
+- `mistral`, `vicuna`: honer's built-ins.
 """
 
 from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
 
 CHATML = (
     "{% for message in messages %}"
@@ -85,19 +102,71 @@ BUILTIN_TEMPLATES: dict[str, str] = {
 }
 
 
+FALLBACK_PREFIX = "tokenizer_default_fallback_"
+
+
+def shipped_template_names() -> tuple[str, ...]:
+    """The names of the shipped template files (`chat_templates/*.jinja`), sorted."""
+    from importlib.resources import files
+
+    folder = files("honer.data.formats").joinpath("chat_templates")
+    return tuple(
+        sorted(p.name[: -len(".jinja")] for p in folder.iterdir() if p.name.endswith(".jinja"))
+    )
+
+
+@cache
+def named_template(name: str) -> str | None:
+    """The text of the shipped template `name` (Axolotl's), or None when none ships."""
+    from importlib.resources import files
+
+    if not name.replace("_", "").isalnum():  # a name, never a path
+        return None
+    path = files("honer.data.formats").joinpath("chat_templates", f"{name}.jinja")
+    return path.read_text(encoding="utf-8") if path.is_file() else None
+
+
+def template_by_name(name: str) -> str | None:
+    """A named template: the shipped (Axolotl) file first, else honer's built-in, else None."""
+    return named_template(name) or BUILTIN_TEMPLATES.get(name)
+
+
+def _jinja_text(jinja_text: str | None) -> str:
+    """`chat_template_jinja`: the template text, or (as in Axolotl) the path of a file holding it."""
+    from honer.errors import DataError
+
+    if not jinja_text:
+        raise DataError("chat_template: `jinja` needs `chat_template_jinja`.")
+    if "{" not in jinja_text and "\n" not in jinja_text:
+        path = Path(jinja_text).expanduser()
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+        raise DataError(
+            f"chat_template_jinja: `{jinja_text}` is neither a Jinja template nor a file."
+        )
+    return jinja_text
+
+
 def resolve_template(name: str, jinja_text: str | None, tokenizer_template: str | None) -> str:
-    """The Jinja text for a `chat_template` / `conversation` name."""
+    """The Jinja text for a `chat_template` name (see the module docstring for the names)."""
     from honer.errors import DataError
 
     if name == "tokenizer_default":
         if not tokenizer_template:
             raise DataError(
                 "chat_template: the tokenizer has no chat template of its own; set "
-                f"`chat_template:` to one of {', '.join(BUILTIN_TEMPLATES)} or `jinja`."
+                "`chat_template:` to a named template (e.g. chatml, llama3), "
+                "`tokenizer_default_fallback_chatml`, or `jinja`."
             )
         return tokenizer_template
+    if name.startswith(FALLBACK_PREFIX):
+        if tokenizer_template:
+            return tokenizer_template
+        name = name[len(FALLBACK_PREFIX) :]
     if name == "jinja":
-        if not jinja_text:
-            raise DataError("chat_template: `jinja` needs `chat_template_jinja`.")
-        return jinja_text
-    return BUILTIN_TEMPLATES[name]
+        return _jinja_text(jinja_text)
+    text = template_by_name(name)
+    if text is None:
+        known = sorted({*shipped_template_names(), *BUILTIN_TEMPLATES})
+        raise DataError(f"chat_template: no template named `{name}` (known: {', '.join(known)}).")
+    return text
