@@ -107,9 +107,10 @@ def test_batch_size_becomes_gradient_accumulation() -> None:
     )
     assert "not a multiple" in errors_of({"batch_size": 10, "micro_batch_size": 4})["batch_size"]
     clash = errors_of({"batch_size": 8, "micro_batch_size": 2, "gradient_accumulation_steps": 2})
-    assert "disagrees with micro_batch_size × gradient_accumulation_steps (2 × 2)" in clash[
-        "batch_size"
-    ]
+    assert (
+        "disagrees with micro_batch_size × gradient_accumulation_steps (2 × 2)"
+        in clash["batch_size"]
+    )
 
 
 def test_rope_scaling_goes_under_model_config() -> None:

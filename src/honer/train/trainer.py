@@ -130,6 +130,8 @@ class HonerTrainer(Trainer):
     # The output layer + loss run chunk by chunk (`cut_cross_entropy`, liger's fused linear
     # cross-entropy); None: the plain loss on the model's logits (`token_sum_loss`).
     chunked_head: ChunkedHead | None = None
+    # `include_tokens_per_second`: add `train_tokens_per_second` to the end-of-run metrics.
+    report_tokens_per_second: bool = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("compute_loss_func", token_sum_loss)
@@ -137,6 +139,7 @@ class HonerTrainer(Trainer):
         self._tokens_since_log = 0
         self._trained_since_log = 0
         self._last_log_time: float | None = None
+        self._tokens_this_run = 0  # non-padding tokens of this train() call (a resume's share)
 
     def create_accelerator_and_postprocess(self) -> None:
         """The Trainer's accelerator, with FSDP kept on CPU (see `parallel.promote_cpu_fsdp`)."""
@@ -183,6 +186,7 @@ class HonerTrainer(Trainer):
         )
         self._trained_since_log += trained
         self._tokens_since_log += tokens
+        self._tokens_this_run += tokens
         count = torch.tensor(trained, device=self.args.device)
         if self.args.average_tokens_across_devices and self.args.world_size > 1:
             count = self.accelerator.gather(count).sum()
@@ -256,6 +260,9 @@ class HonerTrainer(Trainer):
             logs["trained_tokens_per_s"] = round(self._trained_since_log / elapsed, 1)
             self._tokens_since_log = self._trained_since_log = 0
             self._last_log_time = now
+        if "train_runtime" in logs and self.report_tokens_per_second:
+            runtime = max(float(logs["train_runtime"]), 1e-9)
+            logs["train_tokens_per_second"] = round(self._tokens_this_run / runtime, 3)
         if isinstance(logs.get("eval_loss"), int | float):
             logs["eval_perplexity"] = math.exp(min(logs["eval_loss"], 700.0))
         super().log(logs, *args, **kwargs)
@@ -318,6 +325,8 @@ class TrainResult:
     plan: StepPlan
     resumed_from: Path | None
     saved: list[str] = field(default_factory=list)
+    # Non-padding tokens per second of the run (`include_tokens_per_second`), else None.
+    tokens_per_second: float | None = None
 
 
 def _count_trained_tokens(dataset: Dataset) -> int:
@@ -434,8 +443,10 @@ def build_trainer(
         eval_dataset=eval_dataset if has_eval else None,
         processing_class=tokenizer,
         callbacks=[MetricsJsonlCallback(cfg.output_dir)],
+        optimizer_cls_and_kwargs=optim.optimizer_cls_and_kwargs(cfg),
     )
     trainer.lr_policy = optim.lr_policy(cfg)
+    trainer.report_tokens_per_second = bool(cfg.include_tokens_per_second)
     trainer.packing_stats = pack_stats
     if head_loss is not None:
         trainer.use_chunked_head(head_loss)
@@ -512,4 +523,5 @@ def train(
         plan=plan,
         resumed_from=resume_from,
         saved=saved,
+        tokens_per_second=output.metrics.get("train_tokens_per_second"),
     )
