@@ -70,11 +70,13 @@ def load_tokenizer(cfg: Config) -> PreTrainedTokenizerBase:
     source = cfg.tokenizer_config or loadable_base(cfg)  # a GGUF's tokenizer comes with it
     cls = _tokenizer_class(cfg)
     try:
+        extra = {} if cfg.tokenizer_legacy is None else {"legacy": cfg.tokenizer_legacy}
         tok = cls.from_pretrained(
             source,
             use_fast=cfg.tokenizer_use_fast,
             trust_remote_code=cfg.trust_remote_code,
             revision=cfg.revision_of_model if source == cfg.base_model else None,
+            **extra,
         )
     except (OSError, ValueError) as err:
         raise ModelError(
@@ -299,13 +301,16 @@ def load_model(cfg: Config, tokenizer: PreTrainedTokenizerBase) -> PreTrainedMod
             # Quantized weights cannot be moved after loading: place them on this rank's GPU.
             kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
     try:
-        if cfg.base_model_config is not None:
+        if cfg.base_model_config is not None or cfg.model_config_overrides:
             from transformers import AutoConfig
 
+            # `model_config` (Axolotl): values that replace the model config's own, e.g.
+            # `rope_scaling`; AutoConfig applies keyword arguments as overrides.
             kwargs["config"] = AutoConfig.from_pretrained(
-                cfg.base_model_config,
+                cfg.base_model_config or source,
                 trust_remote_code=cfg.trust_remote_code,
                 revision=cfg.revision_of_model,
+                **(cfg.model_config_overrides or {}),
             )
         model = cls.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as err:
@@ -327,7 +332,12 @@ def load_model(cfg: Config, tokenizer: PreTrainedTokenizerBase) -> PreTrainedMod
         keep_4bit_weights_unpacked(model)
     rows = model.get_input_embeddings().weight.shape[0]
     new_tokens = max(0, len(tokenizer) - rows)
-    if new_tokens:
+    if cfg.resize_token_embeddings_to_32x:
+        # Rows padded to a multiple of 32 (faster matmuls); the padding rows are never used.
+        target = -(-max(rows, len(tokenizer)) // 32) * 32
+        if target != rows:
+            model.resize_token_embeddings(target)
+    elif new_tokens:
         model.resize_token_embeddings(len(tokenizer))
     model.honer_new_tokens = new_tokens
     if tokenizer.pad_token_id is not None:
