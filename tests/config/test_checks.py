@@ -247,6 +247,38 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("dp_shard_size no fsdp", {"dp_shard_size": 2}, "dp_shard_size", "FSDP is off"),
     ("fsdp_version alone", {"fsdp_version": 2}, "fsdp_version", "FSDP is off"),
     (
+        "gc kwargs without gc",
+        {"gradient_checkpointing_kwargs": {"use_reentrant": True}},
+        "gradient_checkpointing_kwargs",
+        "`gradient_checkpointing` is off",
+    ),
+    (
+        "offload + fsdp",
+        {"activation_offloading": True, "fsdp": ["full_shard"]},
+        "activation_offloading",
+        "without FSDP/DeepSpeed",
+    ),
+    ("muon + zero", {"optimizer": "muon", "deepspeed": "zero2"}, "optimizer", "cannot run with"),
+    (
+        "compile backend alone",
+        {"torch_compile_backend": "inductor"},
+        "torch_compile_backend",
+        "`torch_compile` is off",
+    ),
+    (
+        "constant ratio, linear",
+        {"cosine_constant_lr_ratio": 0.8, "lr_scheduler": "linear"},
+        "cosine_constant_lr_ratio",
+        "only applies to cosine schedules",
+    ),
+    ("hub revision alone", {"hub_revision": "dev"}, "hub_revision", "`hub_model_id` is not"),
+    (
+        "two liger losses",
+        {"liger_cross_entropy": True, "liger_fused_linear_cross_entropy": True},
+        "liger_cross_entropy",
+        "keep one loss",
+    ),
+    (
         "ddp key under deepspeed",
         {"deepspeed": "zero2", "ddp_find_unused_parameters": True},
         "ddp_find_unused_parameters",

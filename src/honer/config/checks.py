@@ -390,6 +390,42 @@ def _parallel(cfg: Config) -> Iterator[Problem]:
         yield "ddp_find_unused_parameters", "applies to DDP only, not to DeepSpeed or FSDP."
 
 
+def _axolotl_features(cfg: Config) -> Iterator[Problem]:
+    """Keys added for Axolotl configs that only mean something together with another."""
+    sharded = bool(cfg.fsdp_words or cfg.deepspeed)
+    if cfg.gradient_checkpointing_kwargs is not None and not cfg.gradient_checkpointing:
+        yield (
+            "gradient_checkpointing_kwargs",
+            "set, but `gradient_checkpointing` is off: set `gradient_checkpointing: true` or "
+            "remove the key.",
+        )
+    offload = cfg.activation_offloading or cfg.gradient_checkpointing in ("offload", "offload_disk")
+    if offload and sharded:
+        key = "activation_offloading" if cfg.activation_offloading else "gradient_checkpointing"
+        yield key, "activation offloading runs on one process without FSDP/DeepSpeed: keep one."
+    if cfg.optimizer == "muon" and sharded:
+        yield "optimizer", "`muon` cannot run with FSDP or DeepSpeed (unsharded matrices): use DDP."
+    for key in ("torch_compile_backend", "torch_compile_mode"):
+        if getattr(cfg, key) is not None and not cfg.torch_compile:
+            yield key, "set, but `torch_compile` is off: set `torch_compile: true` or remove it."
+    if cfg.cosine_constant_lr_ratio is not None and cfg.lr_scheduler not in (
+        "cosine",
+        "cosine_with_min_lr",
+    ):
+        yield (
+            "cosine_constant_lr_ratio",
+            f"only applies to cosine schedules, not `lr_scheduler: {cfg.lr_scheduler}`.",
+        )
+    for key in ("hub_private_repo", "hub_revision"):
+        if getattr(cfg, key) is not None and not cfg.hub_model_id:
+            yield key, "is set but `hub_model_id` is not."
+    if cfg.liger_cross_entropy and cfg.liger_fused_linear_cross_entropy:
+        yield (
+            "liger_cross_entropy",
+            "set together with `liger_fused_linear_cross_entropy`: keep one loss.",
+        )
+
+
 CHECKS: list[Callable[[Config], Iterator[Problem]]] = [
     _precision,
     _gguf,
@@ -404,6 +440,7 @@ CHECKS: list[Callable[[Config], Iterator[Problem]]] = [
     _evals,
     _tracking,
     _parallel,
+    _axolotl_features,
 ]
 
 
