@@ -160,10 +160,12 @@ def test_gradient_checkpointing_beside_fsdp_activation_checkpointing_applies_onc
         {
             **BASE,
             "gradient_checkpointing": True,
+            "gradient_checkpointing_kwargs": {"use_reentrant": False},
             "fsdp_config": {"activation_checkpointing": True},
         }
     )
     assert cfg.gradient_checkpointing is False
+    assert cfg.gradient_checkpointing_kwargs is None
     assert cfg.fsdp_config is not None and cfg.fsdp_config.activation_checkpointing
 
 

@@ -252,6 +252,9 @@ class _Cleaner:
         fsdp_ac = fc.get("activation_checkpointing", fc.get("fsdp_activation_checkpointing"))
         if gc is True and fsdp_ac is True:
             raw.pop("gradient_checkpointing")
+            kwargs = raw.get("gradient_checkpointing_kwargs")
+            if isinstance(kwargs, Mapping) and not kwargs.get("use_reentrant"):
+                raw.pop("gradient_checkpointing_kwargs")  # FSDP's checkpointing is non-reentrant
             self.notes.append(
                 (
                     "gradient_checkpointing",
