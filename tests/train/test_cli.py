@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from honer import hardware
 from honer.errors import ConfigError
+from honer.runs.hub import HubError
 
 # Every test here trains a model or starts processes: `pytest -m "not slow"` skips them.
 pytestmark = pytest.mark.slow
@@ -82,8 +83,8 @@ def _app():
     [
         (
             "hub_model_id: me/model\n",
-            ConfigError,
-            "hub_model_id: pushing to the Hugging Face Hub is not supported by `honer train` yet",
+            HubError,
+            "hub_model_id is set but the Hub cannot be reached: HF_HUB_OFFLINE=1 is set",
         ),
         ("bf16: true\n", ConfigError, "bf16: true, but this machine has no GPU"),
         (
@@ -108,21 +109,3 @@ def test_train_refuses_before_loading_anything(
     assert isinstance(result.exception, error)
     assert text in str(result.exception)
     assert not (tmp_path / "prepared").exists()
-
-
-def test_evals_without_validation_set_fail_before_the_model_loads(
-    tiny_model_dir, tmp_path, monkeypatch
-):
-    from honer.model import load
-
-    def no_model(*args, **kwargs):
-        raise AssertionError("the model must not be loaded")
-
-    monkeypatch.setattr(load, "load_model", no_model)
-    cfg = _write(tmp_path, tiny_model_dir)
-    cfg.write_text(cfg.read_text().replace("val_set_size: 4\n", ""))
-    result = runner.invoke(_app(), ["train", str(cfg)])
-    assert isinstance(result.exception, ConfigError)
-    assert "config.yml: evals_per_epoch: set, but there is no validation set" in str(
-        result.exception
-    )

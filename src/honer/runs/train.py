@@ -139,7 +139,7 @@ def _callbacks(cfg: Config, data: Any, tokenizer: Any) -> tuple[list[Any], Any]:
 
         watchdog = LossWatchdogCallback(cfg.loss_watchdog_threshold, cfg.loss_watchdog_patience)
         callbacks.append(watchdog)
-    if cfg.eval_table_size:
+    if cfg.eval_table_size and data.eval is not None and len(data.eval):
         from honer.evaluate.table import EvalTableCallback
 
         callbacks.append(

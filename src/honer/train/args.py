@@ -88,8 +88,8 @@ def plan_steps(cfg: Config, examples: int, has_eval: bool, ranks: int | None = N
     ga = cfg.gradient_accumulation_steps
     steps_per_epoch = max(1, batches // ga + int(batches % ga > 0))
     total = cfg.max_steps or math.ceil(cfg.num_epochs * steps_per_epoch)
-    eval_steps = cfg.eval_steps
-    if cfg.evals_per_epoch:
+    eval_steps = cfg.eval_steps if has_eval else None  # nothing to evaluate: a config note
+    if cfg.evals_per_epoch and has_eval:
         eval_steps = _per_epoch_interval(steps_per_epoch, cfg.evals_per_epoch)
     save_steps = cfg.save_steps
     if cfg.saves_per_epoch:

@@ -396,7 +396,8 @@ def build_trainer(
     """The configured trainer and its step plan, without training (tests inspect these)."""
     _check_dataset(train_dataset, "training")
     has_eval = eval_dataset is not None and len(eval_dataset) > 0
-    if not has_eval and (cfg.evals_per_epoch or cfg.eval_steps):
+    validates = cfg.val_set_size > 0 or bool(cfg.test_datasets)
+    if validates and not has_eval and (cfg.evals_per_epoch or cfg.eval_steps):
         raise DataError(
             "the config evaluates during training (`evals_per_epoch` / `eval_steps`), but no "
             "validation rows were given to the trainer."
