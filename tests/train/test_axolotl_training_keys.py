@@ -322,14 +322,12 @@ def test_cpu_offload_without_gpu_is_one_notice(
     assert not model._forward_pre_hooks  # the run is exactly the plain one
 
 
-def test_offloading_with_a_sharding_engine_is_refused(model, tiny_model_dir, tmp_path):
-    from honer.model import offload
-
-    cfg = _offload_config(tiny_model_dir, tmp_path, activation_offloading="disk", deepspeed="zero2")
+def test_offloading_with_a_sharding_engine_is_refused(tiny_model_dir, tmp_path):
+    # Refused by the config itself, so `honer validate` says it before any run.
     with pytest.raises(ConfigError) as err:
-        offload.install(cfg, model)
+        _offload_config(tiny_model_dir, tmp_path, activation_offloading="disk", deepspeed="zero2")
     assert err.value.key_paths == ["activation_offloading"]
-    assert "not with `fsdp`/`deepspeed`" in str(err.value)
+    assert "runs on one process without FSDP/DeepSpeed" in str(err.value)
 
 
 def test_build_adapter_installs_offloading(tiny_model_dir, tmp_path, monkeypatch):
