@@ -74,9 +74,46 @@ def test_refused_key_switched_on_names_the_feature() -> None:
 
 
 def test_unknown_key_suggests_only_a_close_spelling() -> None:
-    problems = errors_of({"lora_alpah": 16, "eta_min": 1e-6})
+    problems = errors_of({"lora_alpah": 16, "adam_eps": 1e-6, "ggg_zzz": 1})
     assert problems["lora_alpah"] == "unknown key. Did you mean `lora_alpha`?"
-    assert problems["eta_min"] == "unknown key."
+    assert problems["adam_eps"] == "unknown key. Did you mean `adam_epsilon`?"
+    assert problems["ggg_zzz"] == "unknown key."
+
+
+def test_older_axolotl_spellings_are_translated() -> None:
+    """Keys of Axolotl's older examples that have a rule: each applied, each with a note."""
+    cfg = config_from_dict(
+        {
+            **BASE,
+            "tokens": {"pad_token": "<|padding|>", "eos_token": "<|endoftext|>"},
+            "float16": True,
+            "learning_rate": 5e-6,
+            "lr_scheduler": "cosine",
+            "eta_min": 1e-6,
+            "gradient_checkpointing_kwargs": {"use_reentrant": False},
+        }
+    )
+    assert (cfg.special_tokens.pad_token, cfg.special_tokens.eos_token) == (
+        "<|padding|>",
+        "<|endoftext|>",
+    )
+    assert cfg.tokens is None and cfg.fp16 is True and cfg.bf16 is False
+    assert cfg.cosine_min_lr_ratio == pytest.approx(0.2)
+    assert cfg.gradient_checkpointing_kwargs is None
+    assert sorted(dict(cfg.notes)) == [
+        "eta_min",
+        "float16",
+        "gradient_checkpointing_kwargs",
+        "tokens",
+    ]
+    assert notes_of({**BASE, "bfloat16": True, "bf16": "auto"}) == {
+        "bfloat16": "honer's `bf16` already loads the weights in bfloat16."
+    }
+    problems = errors_of(
+        {**BASE, "bfloat16": True, "fp16": True, "eta_min": 1e-6, "lr_scheduler": "linear"}
+    )
+    assert problems["bfloat16"] == "`bfloat16: true` contradicts `fp16: true`: keep one."
+    assert problems["eta_min"].startswith("only applies to `lr_scheduler: cosine`")
 
 
 def test_every_problem_is_reported_in_one_round() -> None:
@@ -491,7 +528,7 @@ gptq: false
 }
 
 
-@pytest.mark.parametrize("name", sorted(set(AXOLOTL_STYLE) - {"phi3-full-fsdp"}))
+@pytest.mark.parametrize("name", sorted(AXOLOTL_STYLE))
 def test_axolotl_style_config_validates(name: str, tmp_path: Path) -> None:
     path = tmp_path / f"{name}.yml"
     path.write_text(AXOLOTL_STYLE[name])
@@ -502,8 +539,10 @@ def test_axolotl_style_config_validates(name: str, tmp_path: Path) -> None:
 def test_axolotl_prompt_strategy_we_lack_is_named() -> None:
     import yaml
 
-    problems = errors_of(yaml.safe_load(AXOLOTL_STYLE["phi3-full-fsdp"]))
+    raw = yaml.safe_load(AXOLOTL_STYLE["phi3-full-fsdp"])
+    raw["datasets"][0]["type"] = "alpaca:jeopardy"
+    problems = errors_of(raw)
     assert problems["datasets[0].type"] == (
-        "`alpaca:phi` is not an accepted value (alpaca, sharegpt, chat_template, completion, "
+        "`alpaca:jeopardy` is not an accepted value (alpaca, sharegpt, chat_template, completion, "
         "input_output). Did you mean `alpaca`?"
     )

@@ -98,6 +98,12 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "only applies to chat formats, not `alpaca`",
     ),
     (
+        "alpaca prompt style on a chat format",
+        {"datasets": [{"path": "d.jsonl", "type": "chat_template", "prompt_style": "chat"}]},
+        "datasets[0].prompt_style",
+        "only applies to `alpaca`, not `chat_template`",
+    ),
+    (
         "conversation on chat_template",
         {"datasets": [{"path": "d.jsonl", "type": "chat_template", "conversation": "chatml"}]},
         "datasets[0].conversation",

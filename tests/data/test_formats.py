@@ -86,6 +86,64 @@ def test_alpaca_train_on_inputs_and_field_mapping(tokenizer, view) -> None:
     assert s.labels == [M, *s.input_ids[1:]]
 
 
+PREAMBLE = (
+    "Below is an instruction that describes a task. Write a response that appropriately "
+    "completes the request."
+)
+PREAMBLE_INPUT = (
+    "Below is an instruction that describes a task, paired with an input that provides further "
+    "context. Write a response that appropriately completes the request."
+)
+# Axolotl's `type: alpaca:<style>` prompts (its AlpacaPrompter styles), written out literally.
+ALPACA_STYLES = {
+    "chat": (
+        f"SYSTEM: {PREAMBLE}\nUSER: Add 2 and 3\nASSISTANT:",
+        f"SYSTEM: {PREAMBLE_INPUT}\nUSER: Add the numbers\n4 and 5\nASSISTANT:",
+    ),
+    "chatml": (
+        f"<|im_start|>system\n{PREAMBLE}<|im_end|>\n<|im_start|>user\nAdd 2 and 3<|im_end|>\n"
+        "<|im_start|>assistant\n",
+        f"<|im_start|>system\n{PREAMBLE_INPUT}<|im_end|>\n<|im_start|>user\nAdd the numbers\n"
+        "4 and 5<|im_end|>\n<|im_start|>assistant\n",
+    ),
+    "phi": (
+        f"<|system|>\n{PREAMBLE}<|end|>\n<|user|>\nAdd 2 and 3<|end|>\n<|assistant|>\n",
+        f"<|system|>\n{PREAMBLE_INPUT}<|end|>\n<|user|>\nAdd the numbers<|end|>4 and 5"
+        "<|assistant|>",
+    ),
+}
+
+
+@pytest.mark.parametrize("style", sorted(ALPACA_STYLES))
+def test_alpaca_prompt_styles(tokenizer, view, style: str) -> None:
+    no_input, with_input = ALPACA_STYLES[style]
+    [s] = run("alpaca", {"instruction": "Add 2 and 3", "output": "5"}, view, prompt_style=style)
+    exp_ids, exp_labels = expect(tokenizer, [(no_input, False), ("5</s>", True)], True)
+    assert s.input_ids == exp_ids and s.labels == exp_labels
+    row = {"instruction": "Add the numbers", "input": "4 and 5", "output": "9"}
+    [s] = run("alpaca", row, view, prompt_style=style)
+    exp_ids, exp_labels = expect(tokenizer, [(with_input, False), ("9</s>", True)], True)
+    assert s.input_ids == exp_ids and s.labels == exp_labels
+    # `system_prompt` replaces the preamble inside the style's system wrapper.
+    [s] = run(
+        "alpaca",
+        {"instruction": "Add 2 and 3", "output": "5"},
+        view,
+        prompt_style=style,
+        system_prompt="Be terse.",
+    )
+    assert tokenizer.decode(s.input_ids[1:]).startswith(no_input.split(PREAMBLE)[0] + "Be terse.")
+
+
+def test_axolotl_alpaca_type_with_style_is_read() -> None:
+    from honer.config.load import config_from_dict
+
+    cfg = config_from_dict(
+        {"base_model": "m", "datasets": [{"path": "d.jsonl", "type": "alpaca:phi"}]}
+    )
+    assert (cfg.datasets[0].type, cfg.datasets[0].prompt_style) == ("alpaca", "phi")
+
+
 def test_alpaca_missing_column_is_named(view) -> None:
     with pytest.raises(FormatError, match=r"column `output` is missing \(row has: instruction\)"):
         run("alpaca", {"instruction": "x"}, view)
@@ -278,3 +336,22 @@ def test_input_output_segments(tokenizer, view) -> None:
 def test_input_output_rejects_bad_label(view) -> None:
     with pytest.raises(FormatError, match=r"segments\[0\].label must be true or false"):
         run("input_output", {"segments": [{"text": "x", "label": "yes"}]}, view)
+
+
+def test_inference_prompt_follows_the_alpaca_prompt_style(tokenizer) -> None:
+    from honer.config.load import config_from_dict
+    from honer.infer.prompt import PromptFormatter
+
+    cfg = config_from_dict(
+        {"base_model": "m", "datasets": [{"path": "d.jsonl", "type": "alpaca:chat"}]}
+    )
+    fmt = PromptFormatter(cfg, tokenizer)
+    no_input, with_input = ALPACA_STYLES["chat"]
+    assert fmt.text([{"role": "user", "content": "Add 2 and 3"}]) == no_input
+    assert tokenizer.decode(fmt.alpaca_ids("Add the numbers", "4 and 5")[1:]) == with_input
+    turns = [
+        {"role": "user", "content": "Add 2 and 3"},
+        {"role": "assistant", "content": "5"},
+        {"role": "user", "content": "And 4?"},
+    ]
+    assert fmt.text(turns) == no_input + "5</s>\nUSER: And 4?\nASSISTANT:"

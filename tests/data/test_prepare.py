@@ -359,3 +359,40 @@ def test_shuffle_before_and_after_merging(make_cfg, tokenizer, tmp_path) -> None
     )
     both = load_or_prepare(cfg, tokenizer).train["input_ids"]
     assert both == [before[i] for i in _permutation(20, 3)]
+
+
+def test_min_sample_len_drops_short_samples(make_cfg, tokenizer, tmp_path) -> None:
+    rows = [{"instruction": "Hi", "output": "x"}, *ROWS[:3]]
+    data = write_rows(tmp_path / "short.jsonl", rows)
+    lengths = [len(x) for x in load_or_prepare(make_cfg(data=data), tokenizer).train["input_ids"]]
+    cut = sorted(lengths)[1]  # the "Hi" sample is the shortest; the others are at least this
+    kept = load_or_prepare(make_cfg(data=data, min_sample_len=cut), tokenizer)
+    assert len(kept.train) == 3 and min(len(x) for x in kept.train["input_ids"]) >= cut
+    assert kept.stats["datasets"][0]["dropped"] == {"shorter than min_sample_len": 1}
+
+
+def test_exact_deduplication_drops_repeated_samples(make_cfg, tokenizer, tmp_path) -> None:
+    rows = [*ROWS[:6], ROWS[0], ROWS[2], ROWS[2]]
+    data = write_rows(tmp_path / "dup.jsonl", rows)
+    plain = load_or_prepare(make_cfg(data=data, shuffle_merged_datasets=False), tokenizer)
+    assert len(plain.train) == 9 and "duplicates_dropped" not in plain.stats
+    cfg = make_cfg(data=data, shuffle_merged_datasets=False, dataset_exact_deduplication=True)
+    dedup = load_or_prepare(cfg, tokenizer)
+    assert dedup.train["input_ids"] == plain.train["input_ids"][:6]  # first occurrences, in order
+    assert dedup.stats["duplicates_dropped"] == {"train": 3}
+    # Validation rows never repeat training rows (dedup before the split, as Axolotl).
+    cfg = make_cfg(data=data, val_set_size=2, dataset_exact_deduplication=True)
+    split = load_or_prepare(cfg, tokenizer)
+    assert (len(split.train), len(split.eval)) == (4, 2)
+    assert not {tuple(x) for x in split.eval["input_ids"]} & {
+        tuple(x) for x in split.train["input_ids"]
+    }
+    # test_datasets: duplicates of training samples (and of each other) are dropped from them.
+    test = write_rows(tmp_path / "test.jsonl", [ROWS[1], ROWS[10], ROWS[10]])
+    cfg = make_cfg(
+        data=data,
+        dataset_exact_deduplication=True,
+        test_datasets=[{"path": str(test), "type": "alpaca"}],
+    )
+    both = load_or_prepare(cfg, tokenizer)
+    assert len(both.eval) == 1 and both.stats["duplicates_dropped"] == {"train": 3, "eval": 2}

@@ -244,3 +244,19 @@ def test_local_folder_without_weights(tiny_model_dir, tmp_path):
     (broken / "model.safetensors").unlink()
     with pytest.raises(ModelError, match=r"^cannot load the base model"):
         _load(config(broken, tmp_path))
+
+
+def test_a_new_padding_only_token_needs_no_training(tiny_model_dir, tmp_path):
+    """Llama-3 configs set `pad_token: <|end_of_text|>`; on a tokenizer without it the new row is
+    only ever padding (masked, never a label), so a LoRA needs no `lora_modules_to_save` for it."""
+    from honer.model.load import load_model, load_tokenizer
+
+    cfg = config(tiny_model_dir, tmp_path, special_tokens={"pad_token": "<|end_of_text|>"})
+    tokenizer = load_tokenizer(cfg)
+    model = load_model(cfg, tokenizer)
+    assert model.get_input_embeddings().weight.shape[0] == len(tokenizer) == 2049
+    assert model.honer_new_tokens == 0
+    # The same token as EOS is predicted in training text: it counts.
+    cfg = config(tiny_model_dir, tmp_path, special_tokens={"eos_token": "<|end_of_text|>"})
+    tokenizer = load_tokenizer(cfg)
+    assert load_model(cfg, tokenizer).honer_new_tokens == 1

@@ -861,3 +861,17 @@ def test_disk_offloaded_training_run_matches_the_plain_one(tiny_model_dir, tmp_p
     folders = list(tmp_path.glob("honer-activations-*"))
     assert folders and not list(folders[0].iterdir())  # used, and emptied by the backward passes
     assert losses["disk"] == pytest.approx(losses["plain"], abs=1e-6)
+
+
+def test_auto_resume_picks_the_latest_checkpoint_or_starts_fresh(tiny_model_dir, tmp_path):
+    from honer.train.checkpoint import resolve_resume
+
+    out = tmp_path / "out"
+    cfg = config(tiny_model_dir, out, auto_resume_from_checkpoints=True)
+    assert resolve_resume(cfg, resume=False) is None  # nothing yet: a fresh start, no error
+    for step in (2, 4):
+        (_fake_checkpoint(out / f"checkpoint-{step}") / "optimizer.pt").write_bytes(b"")
+    assert resolve_resume(cfg, resume=False) == out / "checkpoint-4"
+    # Without the key, the same folder is refused (two runs' checkpoints would mix).
+    with pytest.raises(HonerError, match="already holds checkpoints of an earlier run"):
+        resolve_resume(config(tiny_model_dir, out), resume=False)

@@ -29,6 +29,10 @@ def _print_stats(stats: dict) -> None:
     console.print(table)
     for row in stats.get("skipped_rows", []):
         console.print(f"  skipped {row}", markup=False)
+    duplicates = stats.get("duplicates_dropped")
+    if duplicates is not None:
+        where = ", ".join(f"{n} from {split}" for split, n in duplicates.items())
+        console.print(f"dataset_exact_deduplication: dropped {where}")
     for split in ("train", "eval"):
         s = stats.get(split)
         if not s:

@@ -126,6 +126,8 @@ def _data(cfg: Config) -> Iterator[Problem]:
                 for key in chat_only:
                     if getattr(ds, key) is not None:
                         yield f"{where}.{key}", f"only applies to chat formats, not `{ds.type}`."
+            if ds.type != "alpaca" and ds.prompt_style != "instruct":
+                yield f"{where}.prompt_style", f"only applies to `alpaca`, not `{ds.type}`."
             if ds.type == "chat_template" and ds.conversation is not None:
                 yield (
                     f"{where}.conversation",

@@ -89,6 +89,20 @@ def _drop_empty(mapping: Mapping[Any, Any]) -> dict[Any, Any]:
     return {k: v for k, v in mapping.items() if v is not None}
 
 
+ALPACA_STYLES = ("instruct", "chat", "chatml", "phi")
+
+
+def _split_prompt_style(raw: dict[Any, Any]) -> dict[Any, Any]:
+    """Axolotl's `type: alpaca:chat` is honer's `type: alpaca` + `prompt_style: chat`."""
+    kind = raw.get("type")
+    if not isinstance(kind, str) or not kind.startswith("alpaca:") or "prompt_style" in raw:
+        return raw
+    style = kind.split(":", 1)[1]
+    if style not in ALPACA_STYLES:
+        return raw  # the schema's value error lists the accepted types
+    return {**raw, "type": "alpaca", "prompt_style": style}
+
+
 class _Cleaner:
     """One pass over the raw YAML: renames, translations, notes and problems, all collected."""
 
@@ -106,6 +120,8 @@ class _Cleaner:
         raw = _drop_empty(raw)
         if model is Config:
             raw = self._translate_top_level(raw)
+        if model is DatasetConfig:
+            raw = _split_prompt_style(raw)
         known = list(model.model_fields)
         out: dict[str, Any] = {}
         for key, value in raw.items():
@@ -234,6 +250,21 @@ class _Cleaner:
             del raw["rope_scaling"]
         if "batch_size" in raw:
             self._batch_size(raw)
+        if isinstance(raw.get("tokens"), Mapping):
+            self._tokens_mapping(raw)
+        for key in ("bfloat16", "float16"):
+            if key in raw:
+                self._half_weights(raw, key)
+        if "eta_min" in raw:
+            self._eta_min(raw)
+        if raw.get("gradient_checkpointing_kwargs") and not raw.get("gradient_checkpointing"):
+            raw.pop("gradient_checkpointing_kwargs")
+            self.notes.append(
+                (
+                    "gradient_checkpointing_kwargs",
+                    "ignored: `gradient_checkpointing` is off (as in Axolotl).",
+                )
+            )
         ds = raw.get("deepspeed")
         if isinstance(ds, str) and not Path(ds).is_file():
             preset = axolotl.DEEPSPEED_FILES.get(Path(ds).name)
@@ -263,6 +294,88 @@ class _Cleaner:
                 )
             )
         return raw
+
+    def _tokens_mapping(self, raw: dict[Any, Any]) -> None:
+        """Axolotl's oldest spelling put `bos_token: …` etc. under `tokens:` (now a list of new
+        tokens); such a mapping means `special_tokens:`."""
+        tokens = raw.pop("tokens")
+        special = dict(raw.get("special_tokens") or {})
+        clash = [k for k, v in tokens.items() if k in special and special[k] != v]
+        if clash:
+            self.problems.append(
+                (
+                    "tokens",
+                    f"sets {clash} differently from `special_tokens`: keep `special_tokens`.",
+                )
+            )
+            return
+        raw["special_tokens"] = {**special, **tokens}
+        self.notes.append(
+            (
+                "tokens",
+                "a mapping of special tokens (Axolotl's older spelling): applied as "
+                "`special_tokens:`.",
+            )
+        )
+
+    def _half_weights(self, raw: dict[Any, Any], key: str) -> None:
+        """Axolotl's `bfloat16` / `float16`: load the weights in that dtype without autocast.
+        honer's `bf16` / `fp16` load them in that dtype too (full fine-tuning under fp16 keeps
+        float32 master weights, so the loss scaler can work)."""
+        value = raw.pop(key)
+        ours, other = ("bf16", "fp16") if key == "bfloat16" else ("fp16", "bf16")
+        if not value:
+            self.notes.append((key, "off: nothing to do."))
+            return
+        if raw.get(other) is True:
+            self.problems.append((key, f"`{key}: true` contradicts `{other}: true`: keep one."))
+            return
+        if raw.get(ours) in (True, "auto") and key == "bfloat16":
+            self.notes.append((key, "honer's `bf16` already loads the weights in bfloat16."))
+            return
+        raw[ours] = True
+        self.notes.append(
+            (
+                key,
+                f"applied as `{ours}: true` (weights in {key}"
+                + (
+                    ")."
+                    if key == "bfloat16"
+                    else "; float32 master weights when training in full)."
+                ),
+            )
+        )
+
+    def _eta_min(self, raw: dict[Any, Any]) -> None:
+        """`eta_min` is torch's CosineAnnealingLR name for the floor of the cosine; Axolotl
+        has no such key (it ignores it). honer applies what the author meant."""
+        given, peak = raw.pop("eta_min"), raw.get("learning_rate", 2e-4)
+        if raw.get("lr_scheduler", "cosine") != "cosine" or "cosine_min_lr_ratio" in raw:
+            self.problems.append(
+                (
+                    "eta_min",
+                    "only applies to `lr_scheduler: cosine` without "
+                    "`cosine_min_lr_ratio`: use `cosine_min_lr_ratio` (a fraction of the peak).",
+                )
+            )
+            return
+        try:  # YAML 1.1 reads `7e-7` (no dot) as text; the schema's floats accept it too
+            eta, lr = float(given), float(peak)
+        except (TypeError, ValueError):
+            eta = lr = -1.0
+        if not 0 <= eta < lr:
+            self.problems.append(
+                ("eta_min", f"`{given}` must be a number from 0 below `learning_rate` ({peak}).")
+            )
+            return
+        raw["cosine_min_lr_ratio"] = eta / lr
+        self.notes.append(
+            (
+                "eta_min",
+                f"torch's name for the cosine's floor (Axolotl ignores it): applied as "
+                f"`cosine_min_lr_ratio: {eta / lr:.6g}`.",
+            )
+        )
 
     def _batch_size(self, raw: dict[Any, Any]) -> None:
         """Axolotl's older `batch_size`: samples per optimizer step per process, i.e.

@@ -203,6 +203,11 @@ class DatasetConfig(_Section):
     system_prompt: str | None = Field(
         None, description="alpaca: replaces the standard Alpaca preamble."
     )
+    prompt_style: Literal["instruct", "chat", "chatml", "phi"] = Field(
+        "instruct",
+        description="alpaca: the turn markers (`### Instruction:`, `USER:`/`ASSISTANT:`, ChatML, "
+        "Phi-3), as Axolotl's `type: alpaca:chat` etc.",
+    )
     # sharegpt / chat_template
     conversation: BuiltinChatTemplate | None = Field(
         None,
@@ -474,6 +479,14 @@ class Config(_Section):
         False,
         description="Skip (and count) malformed rows instead of stopping at the first one.",
     )
+    dataset_exact_deduplication: bool = Field(
+        False,
+        description="Drop tokenized samples identical to an earlier one (ids and labels), and "
+        "validation samples identical to a training one.",
+    )
+    min_sample_len: PositiveInt | None = Field(
+        None, description="Drop samples shorter than this many tokens (counted per dataset)."
+    )
     sequence_len: int = Field(2048, ge=8, description="Maximum tokens per sample.")
     excess_length_strategy: ExcessLength = Field(
         "drop", description="What to do with samples longer than `sequence_len`."
@@ -671,6 +684,11 @@ class Config(_Section):
     output_dir: str = Field("./outputs/run", description="Where the run writes its outputs.")
     resume_from_checkpoint: str | bool | None = Field(
         None, description="Checkpoint folder to resume from, or `true` for the latest one."
+    )
+    auto_resume_from_checkpoints: bool = Field(
+        False,
+        description="Resume from the latest checkpoint in `output_dir` when there is one, start "
+        "fresh when there is none (a job a scheduler may restart).",
     )
     seed: int = Field(42, description="Random seed (model init, adapter init, shuffling).")
     data_seed: int | None = Field(None, description="Seed for data order (default: `seed`).")

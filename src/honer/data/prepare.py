@@ -49,6 +49,8 @@ _FINGERPRINT_KEYS = (
     "shuffle_merged_datasets",
     "shuffle_before_merging_datasets",
     "skip_bad_rows",
+    "dataset_exact_deduplication",
+    "min_sample_len",
 )
 
 
@@ -140,6 +142,7 @@ def _tokenize_entry(
     ctx = format_context(cfg, ds, tokenizer)
     view = TokenizerView(tokenizer)
     limit = cfg.sequence_len
+    shortest = cfg.min_sample_len or 0
     truncate = cfg.excess_length_strategy == "truncate"
     skip_bad = cfg.skip_bad_rows
     where = f"{group}[{index}] ({ds.path})"
@@ -173,6 +176,9 @@ def _tokenize_entry(
                 emit([], [], f"dropped: {err}")
                 continue
             for s in samples:
+                if len(s.input_ids) < shortest:
+                    emit([], [], "dropped: shorter than min_sample_len")
+                    continue
                 emit(*fit_to_length(s.input_ids, s.labels, limit, truncate))
         return out
 
@@ -245,6 +251,22 @@ def tokenize_entry(cfg: Config, ds: DatasetConfig, tokenizer: Any, group: str) -
     return _tokenize_group(cfg, [ds], group, tokenizer, report)[0]
 
 
+def _deduplicate(data: Dataset, seen: set[bytes]) -> tuple[Dataset, int]:
+    """`data` without samples whose ids and labels are already in `seen` (which it extends).
+
+    Samples are compared after tokenization, as Axolotl's `dataset_exact_deduplication` does:
+    two rows that render to the same tokens are the same training example.
+    """
+    keep = []
+    for i, (ids, labels) in enumerate(zip(data["input_ids"], data["labels"], strict=True)):
+        key = hashlib.blake2b(repr((ids, labels)).encode(), digest_size=16).digest()
+        if key not in seen:
+            seen.add(key)
+            keep.append(i)
+    dropped = len(data) - len(keep)
+    return (data.select(keep) if dropped else data), dropped
+
+
 def _split(cfg: Config, train: Dataset) -> tuple[Dataset, Dataset | None]:
     v = cfg.val_set_size
     if v <= 0:
@@ -292,9 +314,17 @@ def prepare(cfg: Config, tokenizer: Any, dest: Path | None = None) -> PreparedDa
             "no training samples left after filtering: "
             + "; ".join(f"{d['entry']} dropped {d['dropped']}" for d in report["datasets"])
         )
+    seen: set[bytes] = set()
+    if cfg.dataset_exact_deduplication:
+        # Before the split, as Axolotl does: validation rows then never repeat training rows.
+        train, dropped = _deduplicate(train, seen)
+        report["duplicates_dropped"] = {"train": dropped}
     if cfg.test_datasets:
         eval_parts = _tokenize_group(cfg, cfg.test_datasets, "test_datasets", tokenizer, report)
         eval_set = eval_parts[0] if len(eval_parts) == 1 else concatenate_datasets(eval_parts)
+        if cfg.dataset_exact_deduplication:
+            eval_set, dropped = _deduplicate(eval_set, seen)
+            report["duplicates_dropped"]["eval"] = dropped
     else:
         train, eval_set = _split(cfg, train)
     stats = {

@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from honer.config.schema import Config
-from honer.data.formats.alpaca import build_prompt
+from honer.data.formats.alpaca import build_prompt, next_turn
 from honer.data.formats.chat_template import stop_token_ids
 from honer.data.formats.context import CHAT_TYPES, format_context
 from honer.data.tokenize import TokenizerView
@@ -81,7 +81,7 @@ class PromptFormatter:
 
     def alpaca_ids(self, instruction: str, input_text: str = "") -> list[int]:
         """An Alpaca prompt with an `input` field (a batch row's `instruction` + `input`)."""
-        prompt = build_prompt(instruction, input_text, self._system())
+        prompt = build_prompt(instruction, input_text, self._system(), self.dataset.prompt_style)
         return self.view.encode(prompt, add_special_tokens=True)
 
     def _system(self) -> str | None:
@@ -91,13 +91,15 @@ class PromptFormatter:
         system = next((m["content"] for m in messages if m["role"] == "system"), None)
         system = self._system() if system is None else system
         turns = [m for m in messages if m["role"] != "system"]
-        text = build_prompt(turns[0]["content"], "", system)
+        style = self.dataset.prompt_style
+        text = build_prompt(turns[0]["content"], "", system, style)
         eos = self.tokenizer.eos_token or ""
+        gap = "\n\n" if style == "instruct" else "\n"
         for msg in turns[1:]:
             if msg["role"] == "assistant":
-                text += f"{msg['content']}{eos}\n\n"
+                text += f"{msg['content']}{eos}{gap}"
             else:
-                text += f"### Instruction:\n{msg['content']}\n\n### Response:\n"
+                text += next_turn(msg["content"], style)
         return text
 
     def _stop_ids(self) -> set[int]:

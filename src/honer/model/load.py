@@ -275,12 +275,19 @@ def quantization_config(cfg: Config, compute_dtype: Any) -> Any:
     )
 
 
+def _content_ids(tokenizer: PreTrainedTokenizerBase) -> set[int]:
+    """Special tokens that appear in training text (so are predicted or attended to)."""
+    ids = {tokenizer.eos_token_id, tokenizer.bos_token_id, tokenizer.unk_token_id}
+    return {i for i in ids if i is not None}
+
+
 def load_model(cfg: Config, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
     """The base model as the config says: class, revision, dtype, attention kernel, quantization.
 
     When the tokenizer holds more tokens than the model has embedding rows (`special_tokens` /
-    `tokens` added some), the embeddings are resized and the count of new rows is recorded as
-    `model.honer_new_tokens`: `build_adapter` needs it to refuse a LoRA that could not train them.
+    `tokens` added some), the embeddings are resized and the count of new rows that training
+    text uses (a padding-only token is not) is recorded as `model.honer_new_tokens`:
+    `build_adapter` needs it to refuse a LoRA that could not train them.
     """
     _one_progress_display()
     cls = _model_class(cfg)
@@ -339,6 +346,12 @@ def load_model(cfg: Config, tokenizer: PreTrainedTokenizerBase) -> PreTrainedMod
             model.resize_token_embeddings(target)
     elif new_tokens:
         model.resize_token_embeddings(len(tokenizer))
+    pad = tokenizer.pad_token_id
+    if new_tokens and pad is not None and pad >= rows and pad not in _content_ids(tokenizer):
+        # A new token used only for padding is never attended to nor predicted (attention
+        # mask and -100 labels), so its random row needs no training (Llama-3's
+        # `pad_token: <|end_of_text|>` on a tokenizer that lacks it).
+        new_tokens -= 1
     model.honer_new_tokens = new_tokens
     if tokenizer.pad_token_id is not None:
         model.config.pad_token_id = tokenizer.pad_token_id

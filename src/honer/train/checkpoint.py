@@ -83,7 +83,8 @@ def _resumable(checkpoint: Path, key: str | None) -> Path:
 
 
 def resolve_resume(cfg: Config, resume: bool) -> Path | None:
-    """The checkpoint to resume from: `resume` / `resume_from_checkpoint: true` → the latest one.
+    """The checkpoint to resume from: `resume` / `resume_from_checkpoint: true` → the latest one;
+    `auto_resume_from_checkpoints` → the latest one if there is one, else a fresh start.
 
     Starting fresh over an output_dir that already holds checkpoints is refused: the new run's
     `checkpoint-N` folders would mix with the old run's, and a later resume could pick up a
@@ -111,6 +112,11 @@ def resolve_resume(cfg: Config, resume: bool) -> Path | None:
                 "without --resume / `resume_from_checkpoint`."
             )
         return _resumable(latest, None)
+    if cfg.auto_resume_from_checkpoints:
+        # Axolotl's meaning: pick up where a restarted job left off, or start when there is
+        # nothing to pick up.
+        latest = latest_checkpoint(cfg.output_dir)
+        return None if latest is None else _resumable(latest, None)
     existing = list_checkpoints(cfg.output_dir)
     if existing:
         raise HonerError(

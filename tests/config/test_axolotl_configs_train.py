@@ -1,0 +1,110 @@
+"""The Axolotl-style configs of test_axolotl.py train as written, on the tiny model.
+
+Only what cannot work offline or on two CPU cores is changed: `base_model` (the tiny local
+model), each dataset's `path` (a local file in the same format), `output_dir` /
+`dataset_prepared_path` (a temporary folder), a 3-step cap with a short `sequence_len`, and the loss watchdog's
+threshold (the random model starts above it). Every
+other key stays as the user wrote it: kernels, plugins, templates, offloading, optimizers,
+quantization. The multi-process ones (FSDP, DeepSpeed) are left to the engine tests.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.config.test_axolotl import AXOLOTL_STYLE
+
+pytestmark = pytest.mark.slow
+
+# Single-process configs; the others need FSDP/DeepSpeed engines (tests/train/test_distributed.py).
+PLAIN = ["llama3-lora", "mistral-qlora-workshop", "qwen3-chat-cce-liger", "gemma3-eot"]
+
+
+def _rows(dataset: dict, n: int = 24) -> list[dict]:
+    """Rows in the dataset entry's own format: alpaca, or conversations with from/value."""
+    if dataset["type"] == "alpaca":
+        return [
+            {"instruction": f"Add {i} and 1", "input": "", "output": str(i + 1)} for i in range(n)
+        ]
+    field = dataset.get("field_messages", "messages")
+    mapping = dataset.get("message_property_mappings", {"role": "role", "content": "content"})
+    role, content = mapping["role"], mapping["content"]
+    user, assistant = ("human", "gpt") if role == "from" else ("user", "assistant")
+    return [
+        {
+            field: [
+                {role: user, content: f"Add {i} and 1"},
+                {role: assistant, content: str(i + 1)},
+            ]
+        }
+        for i in range(n)
+    ]
+
+
+def _localised(name: str, tiny: Path, tmp: Path) -> Path:
+    raw = yaml.safe_load(AXOLOTL_STYLE[name])
+    raw["base_model"] = str(tiny)
+    for i, entry in enumerate(raw["datasets"]):
+        data = tmp / f"data{i}.jsonl"
+        data.write_text("".join(json.dumps(r) + "\n" for r in _rows(entry)))
+        entry["path"] = str(data)
+        entry.pop("split", None)  # a slice of the hub dataset; the local file is small already
+    raw.update(
+        output_dir=str(tmp / "out"),
+        dataset_prepared_path=str(tmp / "prepared"),
+        max_steps=3,
+        sequence_len=128,
+    )
+    if "loss_watchdog_threshold" in raw:
+        # A random-init model starts at ln(vocab) = 7.6, above the threshold of 5 written for a
+        # pretrained one: keep the watchdog on, with room for the untrained start.
+        raw["loss_watchdog_threshold"] = 20.0
+    raw.pop("hub_model_id", None)  # pushing is tests/runs/test_hub.py's job (a local stub)
+    path = tmp / f"{name}.yml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+# Tokens the real base model's tokenizer has and the config relies on (`eot_tokens`, the named
+# template's markers): the tiny stand-in gets them too, as single tokens.
+FAMILY_TOKENS = {"gemma3-eot": ["<start_of_turn>", "<end_of_turn>"]}
+
+
+def _stand_in(name: str, tiny: Path, tmp: Path) -> Path:
+    """The tiny model, with the family's special tokens where the config relies on them."""
+    if name not in FAMILY_TOKENS:
+        return tiny
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny)
+    tokenizer.add_special_tokens({"additional_special_tokens": FAMILY_TOKENS[name]})
+    model = AutoModelForCausalLM.from_pretrained(tiny)
+    model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    dest = tmp / "base"
+    model.save_pretrained(dest)
+    tokenizer.save_pretrained(dest)
+    return dest
+
+
+@pytest.mark.parametrize("name", PLAIN)
+def test_axolotl_style_config_trains(name: str, tiny_model_dir: Path, tmp_path: Path) -> None:
+    import honer
+
+    base = _stand_in(name, tiny_model_dir, tmp_path)
+    cfg = honer.load_config(_localised(name, base, tmp_path))
+    run = honer.train_model(cfg)
+    assert run.global_step == 3
+    steps = [
+        json.loads(line)
+        for line in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()
+        if json.loads(line).get("kind") == "train"
+    ]
+    assert [s["step"] for s in steps] == [1, 2, 3]
+    assert all(s["loss"] == s["loss"] and s["loss"] > 0 for s in steps)  # finite, not NaN
+    saved = tmp_path / "out"
+    weights = "adapter_model.safetensors" if cfg.adapter else "model.safetensors"
+    assert (saved / weights).is_file()
