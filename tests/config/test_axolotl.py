@@ -525,6 +525,94 @@ deepspeed: deepspeed_configs/zero3_bf16.json
 torch_compile: false
 gptq: false
 """,
+    "qwen2-dpo-full": """
+base_model: Qwen/Qwen2.5-0.5B
+chat_template: qwen_25
+rl: dpo
+datasets:
+  - path: fozziethebeat/alpaca_messages_2k_dpo_test
+    type: chat_template.default
+    field_messages: conversation
+    field_chosen: chosen
+    field_rejected: rejected
+    message_property_mappings:
+      role: role
+      content: content
+    roles:
+      system:
+        - system
+      user:
+        - user
+      assistant:
+        - assistant
+dataset_prepared_path:
+val_set_size: 0.0
+output_dir: ./outputs/dpo-out
+sequence_len: 2048
+sample_packing: false
+gradient_accumulation_steps: 4
+micro_batch_size: 2
+num_epochs: 4
+optimizer: adamw_bnb_8bit
+lr_scheduler: cosine
+learning_rate: 0.0002
+bf16: auto
+tf32: false
+gradient_checkpointing: true
+resume_from_checkpoint:
+logging_steps: 1
+attn_implementation: flash_attention_2
+warmup_ratio: 0.1
+evals_per_epoch: 4
+saves_per_epoch: 1
+weight_decay: 0.0
+""",
+    "llama3-dpo-lora-8bit": """
+base_model: meta-llama/Meta-Llama-3-8B-Instruct
+model_type: LlamaForCausalLM
+tokenizer_type: AutoTokenizer
+special_tokens:
+  pad_token: <|finetune_right_pad_id|>
+  eos_token: <|eot_id|>
+load_in_8bit: true
+load_in_4bit: false
+chat_template: llama3
+rl: dpo
+datasets:
+  - path: fozziethebeat/alpaca_messages_2k_dpo_test
+    type: chat_template.default
+    field_messages: conversation
+    field_chosen: chosen
+    field_rejected: rejected
+    message_property_mappings:
+      role: role
+      content: content
+val_set_size: 0.05
+output_dir: ./outputs/lora-out
+sequence_len: 4096
+sample_packing: false
+adapter: lora
+lora_model_dir:
+lora_r: 32
+lora_alpha: 16
+lora_dropout: 0.05
+lora_target_linear: true
+gradient_accumulation_steps: 4
+micro_batch_size: 2
+num_epochs: 4
+optimizer: adamw_bnb_8bit
+lr_scheduler: cosine
+learning_rate: 0.0002
+bf16: auto
+tf32: false
+gradient_checkpointing: true
+logging_steps: 1
+attn_implementation: flash_attention_2
+warmup_ratio: 0.1
+evals_per_epoch: 4
+saves_per_epoch: 1
+weight_decay: 0.0
+""",
 }
 
 
@@ -544,5 +632,8 @@ def test_axolotl_prompt_strategy_we_lack_is_named() -> None:
     problems = errors_of(raw)
     assert problems["datasets[0].type"] == (
         "`alpaca:jeopardy` is not an accepted value (alpaca, sharegpt, chat_template, completion, "
-        "input_output). Did you mean `alpaca`?"
+        "input_output, chat_template.default, chat_template.argilla_chat, chatml.default, "
+        "chatml.argilla_chat, chatml.icr, chatml.intel, chatml.prompt_pairs, chatml.ultra, "
+        "llama3.default, llama3.argilla_chat, llama3.icr, llama3.intel, llama3.prompt_pairs, "
+        "llama3.ultra). Did you mean `alpaca`?"
     )

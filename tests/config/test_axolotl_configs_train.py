@@ -21,11 +21,28 @@ from tests.config.test_axolotl import AXOLOTL_STYLE
 pytestmark = pytest.mark.slow
 
 # Single-process configs; the others need FSDP/DeepSpeed engines (tests/train/test_distributed.py).
-PLAIN = ["llama3-lora", "mistral-qlora-workshop", "qwen3-chat-cce-liger", "gemma3-eot"]
+PLAIN = [
+    "llama3-lora",
+    "mistral-qlora-workshop",
+    "qwen3-chat-cce-liger",
+    "gemma3-eot",
+    "qwen2-dpo-full",
+    "llama3-dpo-lora-8bit",
+]
 
 
 def _rows(dataset: dict, n: int = 24) -> list[dict]:
     """Rows in the dataset entry's own format: alpaca, or conversations with from/value."""
+    if dataset["type"] == "chat_template.default":  # a preference pair
+        field = dataset.get("field_messages", "messages")
+        return [
+            {
+                field: [{"role": "user", "content": f"Add {i} and 1"}],
+                dataset.get("field_chosen", "chosen"): str(i + 1),
+                dataset.get("field_rejected", "rejected"): "zebra",
+            }
+            for i in range(n)
+        ]
     if dataset["type"] == "alpaca":
         return [
             {"instruction": f"Add {i} and 1", "input": "", "output": str(i + 1)} for i in range(n)
@@ -71,7 +88,15 @@ def _localised(name: str, tiny: Path, tmp: Path) -> Path:
 
 # Tokens the real base model's tokenizer has and the config relies on (`eot_tokens`, the named
 # template's markers): the tiny stand-in gets them too, as single tokens.
-FAMILY_TOKENS = {"gemma3-eot": ["<start_of_turn>", "<end_of_turn>"]}
+FAMILY_TOKENS = {
+    "gemma3-eot": ["<start_of_turn>", "<end_of_turn>"],
+    "llama3-dpo-lora-8bit": [
+        "<|start_header_id|>",
+        "<|end_header_id|>",
+        "<|eot_id|>",
+        "<|finetune_right_pad_id|>",
+    ],
+}
 
 
 def _stand_in(name: str, tiny: Path, tmp: Path) -> Path:
@@ -105,6 +130,9 @@ def test_axolotl_style_config_trains(name: str, tiny_model_dir: Path, tmp_path: 
     ]
     assert [s["step"] for s in steps] == [1, 2, 3]
     assert all(s["loss"] == s["loss"] and s["loss"] > 0 for s in steps)  # finite, not NaN
+    if cfg.rl:  # a DPO run: the policy starts equal to its reference
+        assert steps[0]["loss"] == pytest.approx(0.6931, abs=1e-3)
+        assert "rewards/margins" in steps[0]
     saved = tmp_path / "out"
     weights = "adapter_model.safetensors" if cfg.adapter else "model.safetensors"
     assert (saved / weights).is_file()

@@ -27,7 +27,32 @@ VAL = {"val_set_size": 0.1}
 CHAT = {"datasets": [{"path": "d.jsonl", "type": "chat_template"}]}
 
 # (case id, keys added to BASE, expected key path, fragment of the message)
+PAIRS = {"datasets": [{"path": "p.jsonl", "type": "chat_template.default"}]}
+DPO = {"rl": "dpo", **PAIRS}
 CASES: list[tuple[str, dict[str, Any], str, str]] = [
+    ("pairs without rl", PAIRS, "datasets[0].type", "is a preference-pair format: set `rl: dpo`"),
+    ("dpo loss without rl", {"dpo_loss_type": ["sigmoid"]}, "dpo_loss_type", "applies to `rl:"),
+    ("rl not yet", {"rl": "kto"}, "rl", "`kto` is not supported yet: honer runs `dpo` and `ipo`"),
+    ("rl on sft data", {"rl": "dpo"}, "datasets[0].type", "`alpaca` is an SFT format"),
+    ("unknown dpo loss", {**DPO, "dpo_loss_type": ["simpo"]}, "dpo_loss_type", "not a DPO loss"),
+    (
+        "ipo loss clash",
+        {**DPO, "rl": "ipo", "dpo_loss_type": ["hinge"]},
+        "dpo_loss_type",
+        "is the `ipo` loss",
+    ),
+    (
+        "loss weights count",
+        {**DPO, "dpo_loss_type": ["sigmoid", "sft"], "dpo_loss_weights": [1.0]},
+        "dpo_loss_weights",
+        "1 weight(s) for 2",
+    ),
+    (
+        "dpo packing",
+        {**DPO, "sample_packing": True},
+        "sample_packing",
+        "preference pairs are padded",
+    ),
     ("fp16+bf16", {"fp16": True, "bf16": True}, "fp16", "both true: choose one precision"),
     (
         "gguf twice",

@@ -126,10 +126,12 @@ def test_wrong_value_names_path_and_allowed_values() -> None:
     raw = {**MINIMAL, "datasets": [MINIMAL["datasets"][0], {"path": "b", "type": "alpca"}]}
     problems = errors_of(raw)
     assert list(problems) == ["datasets[1].type"]
-    assert problems["datasets[1].type"] == (
+    message = problems["datasets[1].type"]
+    assert message.startswith(
         "`alpca` is not an accepted value (alpaca, sharegpt, chat_template, completion, "
-        "input_output). Did you mean `alpaca`?"
+        "input_output, chat_template.default, "
     )
+    assert message.endswith(", llama3.ultra). Did you mean `alpaca`?")
 
 
 def test_wrong_type_is_reported_with_path() -> None:
@@ -163,9 +165,9 @@ def test_val_set_size_row_count_is_accepted() -> None:
 
 
 def test_axolotl_keys_we_lack_name_the_feature() -> None:
-    problems = errors_of({**MINIMAL, "rl": "dpo", "orpo_alpha": 0.1, "qat": {"x": 1}})
-    assert problems["rl"].startswith(
-        "Axolotl's `rl` (preference and RL training) is not supported: preference tuning"
+    problems = errors_of({**MINIMAL, "trl": {"beta": 0.1}, "orpo_alpha": 0.1, "qat": {"x": 1}})
+    assert problems["trl"].startswith(
+        "Axolotl's `trl` (preference and RL training) is not supported: honer runs DPO and IPO"
     )
     # A real Axolotl key is never "corrected" into a look-alike of ours (`lora_alpha`).
     assert "Did you mean" not in problems["orpo_alpha"]
@@ -182,8 +184,8 @@ def test_alias_and_its_target_together_is_an_error() -> None:
 
 
 def test_all_problems_are_reported_at_once() -> None:
-    problems = errors_of({**MINIMAL, "lora_alpah": 1, "rl": "dpo", "sequence_len": 1})
-    assert set(problems) == {"lora_alpah", "rl", "sequence_len"}
+    problems = errors_of({**MINIMAL, "lora_alpah": 1, "orpo_alpha": 1, "sequence_len": 1})
+    assert set(problems) == {"lora_alpah", "orpo_alpha", "sequence_len"}
 
 
 def test_required_keys() -> None:

@@ -113,20 +113,31 @@ def test_new_tokens_resize_embeddings(tiny_model_dir, tmp_path):
             "sdpa",
             "flash_attention: using sdpa instead of flash-attention 2",
         ),
+        # Axolotl's explicit spelling (19 of its examples) falls back the same way.
+        (
+            {"attn_implementation": "flash_attention_2"},
+            "sdpa",
+            "attn_implementation: using sdpa instead of flash-attention 2",
+        ),
+        (
+            {"attn_implementation": "flash_attention_3"},
+            "sdpa",
+            "attn_implementation: using sdpa instead of flash-attention 3",
+        ),
     ],
 )
 def test_attention_kernel(keys, kernel, notice, tiny_model_dir, tmp_path, capsys, monkeypatch):
     from honer.model import load
 
     monkeypatch.setattr(hardware, "cuda_available", lambda: False)
-    monkeypatch.setattr(load, "_flash_attn_importable", lambda: False)
+    monkeypatch.setattr(load, "_flash_attn_importable", lambda package: False)
     model = _load(config(tiny_model_dir, tmp_path, **keys))
     assert model.config._attn_implementation == kernel
     err = capsys.readouterr().err
     if notice:
         assert notice in err and "no GPU" in err
     else:
-        assert "notice: flash_attention" not in err
+        assert "using sdpa instead" not in err
 
 
 def test_flash_attention_chosen_when_available(tiny_model_dir, tmp_path, monkeypatch):
@@ -134,11 +145,13 @@ def test_flash_attention_chosen_when_available(tiny_model_dir, tmp_path, monkeyp
 
     from honer.model import load
 
-    monkeypatch.setattr(load, "_flash_attn_importable", lambda: True)
+    monkeypatch.setattr(load, "_flash_attn_importable", lambda package: True)
     monkeypatch.setattr(hardware, "cuda_available", lambda: True)
     cfg = config(tiny_model_dir, tmp_path, flash_attention=True)
     assert load.attn_implementation(cfg, torch.bfloat16) == "flash_attention_2"
     assert load.attn_implementation(cfg, torch.float32) == "sdpa"  # flash needs half precision
+    cfg = config(tiny_model_dir, tmp_path, attn_implementation="flash_attention_3")
+    assert load.attn_implementation(cfg, torch.bfloat16) == "flash_attention_3"
 
 
 def test_dtype_follows_precision(tiny_model_dir, tmp_path, monkeypatch):

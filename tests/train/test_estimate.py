@@ -85,6 +85,23 @@ def test_quantized_weights_and_eight_bit_optimizer_states():
     assert small["optimizer state"] == 2 * 100 * 4  # under 4,096 elements: 32-bit states
 
 
+def test_dpo_counts_two_answers_and_the_reference_model():
+    pairs = [{"path": "p.jsonl", "type": "chat_template.default"}]
+    sft = estimate(_cfg(), SHAPE, _tensors())
+    full = estimate(_cfg(rl="dpo", datasets=pairs), SHAPE, _tensors())
+    rows, base = dict(full.rows), dict(sft.rows)
+    assert full.tokens_per_micro_batch == 2 * sft.tokens_per_micro_batch  # chosen + rejected
+    assert rows["activations"] > base["activations"]
+    assert rows["reference model (frozen)"] == base["weights"]  # a second copy, no gradients
+    assert full.peak > sft.peak + base["weights"]
+    assert any("frozen reference model" in n for n in full.notes)
+    # LoRA: the reference is the base with the adapter off; precomputed: no reference at all.
+    for extra in ({"adapter": "lora"}, {"precompute_ref_log_probs": True}):
+        other = estimate(_cfg(rl="dpo", datasets=pairs, **extra), SHAPE, _tensors())
+        assert "reference model (frozen)" not in dict(other.rows)
+        assert any("no second copy of the weights" in n for n in other.notes)
+
+
 def test_estimate_command_prints_the_table_and_the_verdict(tiny_model_dir, tmp_path):
     cfg = write_addition_run(tmp_path, tiny_model_dir, 4, "adapter: lora\n")
     runner = CliRunner()

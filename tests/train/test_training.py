@@ -132,7 +132,7 @@ def test_metrics_eval_lines_and_resolved_config(tiny_model_dir, tmp_path, train_
     reloaded = load_config(out / "config.yml")
     assert reloaded.learning_rate == 2e-4  # the adapter default, resolved
     assert reloaded.evals_per_epoch == 2 and reloaded.adapter == "lora"
-    assert "resume_from_checkpoint" not in text
+    assert "\nresume_from_checkpoint" not in text
 
 
 def test_full_finetune_config_reloads_without_lora_keys(tiny_model_dir, tmp_path):

@@ -72,5 +72,12 @@ def preprocess(
     if debug:
         for i in range(min(debug_samples, len(data.train))):
             row = data.train[i]
+            if "prompt_ids" in row:  # a preference pair: each answer after the masked prompt
+                for side in ("chosen", "rejected"):
+                    console.rule(f"train pair {i}: prompt + {side}")
+                    ids = row["prompt_ids"] + row[f"{side}_ids"]
+                    labels = [-100] * len(row["prompt_ids"]) + row[f"{side}_ids"]
+                    console.print(sample_view(ids, labels, tokenizer))
+                continue
             console.rule(f"train sample {i}")
             console.print(sample_view(row["input_ids"], row["labels"], tokenizer))

@@ -28,8 +28,14 @@ def summary_lines(cfg: Config) -> list[str]:
     lines = [
         f"model:            {cfg.base_model}",
         f"adapter:          {adapter}",
-        "datasets:",
     ]
+    if cfg.rl is not None:
+        losses = cfg.dpo_loss_type or (["ipo"] if cfg.rl == "ipo" else ["sigmoid"])
+        lines.append(
+            f"training:         preference tuning, {cfg.rl.upper()} (loss {'+'.join(losses)}, "
+            f"beta {cfg.rl_beta:g})"
+        )
+    lines.append("datasets:")
     for i, ds in enumerate(cfg.datasets):
         try:
             where = "local" if local_files(ds) is not None else "Hugging Face Hub"

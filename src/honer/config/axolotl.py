@@ -43,6 +43,7 @@ ALIASES: dict[str, str] = {
     "noisy_embedding_alpha": "neftune_noise_alpha",
     "model_config": "model_config_overrides",
     "overrides_of_model_config": "model_config_overrides",
+    "dpo_beta": "rl_beta",
 }
 
 FAMILIES: tuple[Family, ...] = (
@@ -152,25 +153,17 @@ FAMILIES: tuple[Family, ...] = (
     Family(
         "preference and RL training",
         (
-            "rl",
-            "rl_beta",
-            "dpo_beta",
-            "dpo_loss_type",
-            "dpo_label_smoothing",
-            "dpo_use_weighting",
             "dpo_use_logits_to_keep",
             "dpo_padding_free",
             "dpo_norm_loss",
             "dpo_generate_during_eval",
             "dpo_use_liger_kernel",
-            "dpo_loss_weights",
             "rpo_alpha",
             "orpo_alpha",
             "simpo_gamma",
             "cpo_alpha",
             "kto_desirable_weight",
             "kto_undesirable_weight",
-            "precompute_ref_log_probs",
             "reward_model",
             "process_reward_model",
             "center_rewards_coefficient",
@@ -181,8 +174,9 @@ FAMILIES: tuple[Family, ...] = (
             "max_prompt_len",
         ),
         "refused",
-        "preference tuning, RL and reward models are not supported yet (SFT only): train with "
-        "Axolotl or TRL for this stage",
+        "honer runs DPO and IPO (`rl: dpo|ipo`, `rl_beta`, `dpo_loss_type`); these preference "
+        "and RL settings are not supported yet: remove the key, or train this stage with "
+        "Axolotl or TRL",
     ),
     Family(
         "model and tensor parallelism beyond data parallel",

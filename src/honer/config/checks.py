@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from honer.config.schema import Config
+from honer.config.schema import PREFERENCE_TYPES, RL_SUPPORTED, Config
 
 Problem = tuple[str, str]
 
@@ -122,7 +122,9 @@ def _data(cfg: Config) -> Iterator[Problem]:
         for i, ds in enumerate(entries):
             where = f"{group}[{i}]"
             chat_only = ("conversation", "roles", "roles_to_train", "field_messages")
-            if ds.type not in ("sharegpt", "chat_template"):
+            if ds.type not in ("sharegpt", "chat_template") and not ds.type.startswith(
+                "chat_template."
+            ):
                 for key in chat_only:
                     if getattr(ds, key) is not None:
                         yield f"{where}.{key}", f"only applies to chat formats, not `{ds.type}`."
@@ -428,6 +430,84 @@ def _axolotl_features(cfg: Config) -> Iterator[Problem]:
         )
 
 
+# TRL 1.16's DPO loss names (`DPOConfig.loss_type`).
+DPO_LOSSES = (
+    "sigmoid",
+    "hinge",
+    "ipo",
+    "exo_pair",
+    "nca_pair",
+    "robust",
+    "bco_pair",
+    "sppo_hard",
+    "aot",
+    "aot_unpaired",
+    "apo_zero",
+    "apo_down",
+    "discopop",
+    "sft",
+    "sigmoid_norm",
+)
+
+
+def _preference(cfg: Config) -> Iterator[Problem]:
+    """`rl:` runs and their data: preference formats only with `rl`, and only what runs."""
+    entries = [("datasets", cfg.datasets), ("test_datasets", cfg.test_datasets or [])]
+    if cfg.rl is None:
+        for group, items in entries:
+            for i, ds in enumerate(items):
+                if ds.type in PREFERENCE_TYPES:
+                    yield (
+                        f"{group}[{i}].type",
+                        f"`{ds.type}` is a preference-pair format: set `rl: dpo` to train on it.",
+                    )
+        for key in ("dpo_loss_type", "dpo_loss_weights"):
+            if getattr(cfg, key) is not None:
+                yield key, "applies to `rl: dpo` / `rl: ipo` runs only."
+        return
+    if cfg.rl not in RL_SUPPORTED:
+        yield (
+            "rl",
+            f"`{cfg.rl}` is not supported yet: honer runs `dpo` and `ipo`; train this stage "
+            "with Axolotl or TRL.",
+        )
+        return
+    for group, items in entries:
+        for i, ds in enumerate(items):
+            if ds.type not in PREFERENCE_TYPES:
+                yield (
+                    f"{group}[{i}].type",
+                    f"`rl: {cfg.rl}` trains on preference pairs; `{ds.type}` is an SFT format: use "
+                    "one of " + ", ".join(PREFERENCE_TYPES) + ".",
+                )
+    losses = cfg.dpo_loss_type or []
+    for name in losses:
+        if name not in DPO_LOSSES:
+            yield "dpo_loss_type", f"`{name}` is not a DPO loss: use " + ", ".join(DPO_LOSSES) + "."
+    if cfg.rl == "ipo" and losses and losses != ["ipo"]:
+        yield (
+            "dpo_loss_type",
+            "`rl: ipo` is the `ipo` loss: remove `dpo_loss_type` or use `rl: dpo`.",
+        )
+    weights = cfg.dpo_loss_weights
+    if weights is not None and len(weights) != len(losses):
+        yield (
+            "dpo_loss_weights",
+            f"{len(weights)} weight(s) for {len(losses)} `dpo_loss_type` entr(ies): give one each.",
+        )
+    unsupported = {
+        "sample_packing": "packs SFT samples; preference pairs are padded per batch",
+        "eval_table_size": "(generations during training) is not supported with `rl` yet",
+        "use_cut_cross_entropy": "is an SFT loss; DPO computes its own log-probabilities",
+        "deepspeed": "is not supported with `rl` yet: use one process or DDP",
+        "fsdp": "is not supported with `rl` yet: use one process or DDP",
+        "fsdp_config": "is not supported with `rl` yet: use one process or DDP",
+    }
+    for key, why in unsupported.items():
+        if getattr(cfg, key, None):
+            yield key, f"`{key}` {why}."
+
+
 CHECKS: list[Callable[[Config], Iterator[Problem]]] = [
     _precision,
     _gguf,
@@ -443,6 +523,7 @@ CHECKS: list[Callable[[Config], Iterator[Problem]]] = [
     _tracking,
     _parallel,
     _axolotl_features,
+    _preference,
 ]
 
 

@@ -16,7 +16,21 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from honer.schedules import PHASE_POLICIES, SCHEDULES
 
-DatasetType = Literal["alpaca", "sharegpt", "chat_template", "completion", "input_output"]
+SFT_TYPES = ("alpaca", "sharegpt", "chat_template", "completion", "input_output")
+# Preference (DPO/IPO) row formats: Axolotl's `rl: dpo` dataset types, same names and meanings
+# (honer.data.preference renders each one's prompt / chosen / rejected text).
+PREFERENCE_TYPES = (
+    "chat_template.default",
+    "chat_template.argilla_chat",
+    *(
+        f"{family}.{kind}"
+        for family in ("chatml", "llama3")
+        for kind in ("default", "argilla_chat", "icr", "intel", "prompt_pairs", "ultra")
+    ),
+)
+DatasetType = Literal[(*SFT_TYPES, *PREFERENCE_TYPES)]  # type: ignore[valid-type]
+RlKind = Literal["dpo", "ipo", "orpo", "kto", "simpo", "grpo"]
+RL_SUPPORTED = ("dpo", "ipo")
 BuiltinChatTemplate = Literal["chatml", "llama3", "mistral", "alpaca", "vicuna"]
 # Axolotl's named chat templates (its `ChatTemplate` enum), each shipped as a .jinja file under
 # honer/data/formats/chat_templates/ (a test checks the two lists agree). Named here, not read
@@ -254,6 +268,13 @@ class DatasetConfig(_Section):
         None, description="Per-dataset override of the top-level `chat_template`."
     )
     drop_system_message: bool = Field(False, description="Remove system messages before rendering.")
+    # preference (rl: dpo / ipo)
+    field_chosen: str | None = Field(
+        None, description="Preference rows: column of the preferred answer (default `chosen`)."
+    )
+    field_rejected: str | None = Field(
+        None, description="Preference rows: column of the rejected answer (default `rejected`)."
+    )
 
 
 class LrPhase(_Section):
@@ -522,6 +543,34 @@ class Config(_Section):
     )
     group_by_length: bool = Field(
         False, description="Batch samples of similar length together (less padding)."
+    )
+
+    # --- preference tuning (rl) ---------------------------------------------------------------
+    rl: RlKind | None = Field(
+        None,
+        description="Preference tuning instead of SFT: `dpo`, or `ipo` (DPO with the IPO loss); "
+        "the datasets are then preference pairs (`type: chat_template.default`, `chatml.*`, "
+        "`llama3.*`).",
+    )
+    rl_beta: float = Field(
+        0.1, gt=0, description="DPO's beta: how far the policy may move from the reference."
+    )
+    dpo_loss_type: list[str] | None = Field(
+        None,
+        description="TRL's DPO loss names (`sigmoid`, `hinge`, `ipo`, `robust`, `sft`, …); "
+        "several are summed with `dpo_loss_weights` (default: `sigmoid`, `ipo` for `rl: ipo`).",
+    )
+    dpo_loss_weights: list[float] | None = Field(
+        None, description="One weight per `dpo_loss_type` entry."
+    )
+    dpo_label_smoothing: float = Field(
+        0.0, ge=0, lt=0.5, description="Label noise assumed by the robust/cDPO losses."
+    )
+    dpo_use_weighting: bool = Field(False, description="WPO's per-pair weighting of the loss.")
+    precompute_ref_log_probs: bool = Field(
+        False,
+        description="Compute the reference log-probs once before training (no reference model "
+        "held in memory while training).",
     )
 
     # --- optimizer & schedule -----------------------------------------------------------------

@@ -25,7 +25,7 @@ from honer.config.schema import Config, DatasetConfig
 from honer.data import sources
 from honer.data.formats import FORMATS, FormatContext
 from honer.data.formats.chat_template import default_system_prompt, eos_mismatch
-from honer.data.formats.context import CHAT_TYPES, entry_template, format_context
+from honer.data.formats.context import CHAT_TYPES, entry_template, format_context, renders_chat
 from honer.data.tokenize import IGNORE_INDEX, FormatError, TokenizerView, fit_to_length
 from honer.errors import DataError
 
@@ -86,13 +86,14 @@ def fingerprint(cfg: Config, tokenizer: Any) -> str:
     entries = [*cfg.datasets, *(cfg.test_datasets or [])]
     templates = [
         hashlib.sha256(entry_template(cfg, d, tokenizer).encode()).hexdigest()
-        if d.type in CHAT_TYPES
+        if renders_chat(d.type)
         else None
         for d in entries
     ]
     doc = {
         "pipeline": PIPELINE_VERSION,
         "formats": {name: mod.VERSION for name, mod in FORMATS.items()},
+        "preference": _preference_version() if cfg.rl else None,
         "tokenizer": tokenizer_hash(tokenizer),
         "config": {k: getattr(cfg, k) for k in _FINGERPRINT_KEYS},
         "datasets": [d.model_dump(mode="json") for d in cfg.datasets],
@@ -134,10 +135,83 @@ def _quiet_datasets() -> Iterator[None]:
             enable_progress_bar()
 
 
+def _preference_version() -> int:
+    from honer.data import preference
+
+    return preference.VERSION
+
+
+def _tokenize_preference_entry(
+    raw: Dataset, cfg: Config, index: int, group: str, ds: DatasetConfig, tokenizer: Any
+) -> tuple[Dataset, Counter]:
+    """Preference rows → `prompt_ids`, `chosen_ids`, `rejected_ids` (honer.data.preference).
+
+    `sequence_len` bounds prompt + the longer answer: with `excess_length_strategy: drop` (the
+    default) longer pairs are dropped and counted; with `truncate` they are kept and the trainer
+    cuts them to `sequence_len` from the end, as TRL's `max_length` does.
+    """
+    from honer.data import preference
+
+    ctx = format_context(cfg, ds, tokenizer)
+    view = TokenizerView(tokenizer)
+    limit = cfg.sequence_len
+    truncate = cfg.excess_length_strategy == "truncate"
+    where = f"{group}[{index}] ({ds.path})"
+    columns = ("prompt_ids", "chosen_ids", "rejected_ids")
+
+    def tokenize_batch(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+        out: dict[str, list] = {name: [] for name in (*columns, "status")}
+
+        def emit(pair: dict[str, list[int]] | None, status: str) -> None:
+            for name in columns:
+                out[name].append(pair[name] if pair else [])
+            out["status"].append(status)
+
+        rows = [
+            dict(zip(batch, values, strict=True)) for values in zip(*batch.values(), strict=True)
+        ]
+        for row, idx in zip(rows, indices, strict=True):
+            try:
+                pair = preference.tokenize_row(row, ds, ctx, view, tokenizer)
+            except FormatError as err:
+                if not cfg.skip_bad_rows:
+                    raise DataError(
+                        f"{where} row {idx}: {err}. Fix the row, or set `skip_bad_rows: true` to "
+                        "skip such rows and count them."
+                    ) from None
+                emit(None, f"dropped: {err}")
+                continue
+            longest = len(pair["prompt_ids"]) + max(
+                len(pair["chosen_ids"]), len(pair["rejected_ids"])
+            )
+            if longest > limit and not truncate:
+                emit(None, "dropped: longer than sequence_len")
+            elif len(pair["prompt_ids"]) >= limit:
+                emit(None, "dropped: prompt fills sequence_len")
+            else:
+                emit(pair, "truncated" if longest > limit else "ok")
+        return out
+
+    mapped = raw.map(
+        tokenize_batch,
+        batched=True,
+        with_indices=True,
+        remove_columns=raw.column_names,
+        num_proc=cfg.dataset_processes if (cfg.dataset_processes or 1) > 1 else None,
+        desc=f"Tokenizing {where}",
+    )
+    counts = Counter(mapped["status"])
+    with _quiet_datasets():
+        kept = mapped.filter(lambda s: s in ("ok", "truncated"), input_columns="status")
+    return kept.remove_columns("status"), counts
+
+
 def _tokenize_entry(
     raw: Dataset, cfg: Config, index: int, group: str, ds: DatasetConfig, tokenizer: Any
 ) -> tuple[Dataset, Counter]:
     """Run one dataset entry's format over its rows (batched `datasets.map`)."""
+    if cfg.rl is not None:
+        return _tokenize_preference_entry(raw, cfg, index, group, ds, tokenizer)
     module = FORMATS[ds.type]
     ctx = format_context(cfg, ds, tokenizer)
     view = TokenizerView(tokenizer)
@@ -208,12 +282,29 @@ def _percentiles(lengths: list[int]) -> dict[str, int]:
 
 
 def split_stats(data: Dataset) -> dict[str, Any]:
+    if "prompt_ids" in data.column_names:
+        return _pair_stats(data)
     lengths = [len(x) for x in data["input_ids"]]
     trained = sum(sum(1 for t in labels if t != IGNORE_INDEX) for labels in data["labels"])
     return {
         "samples": len(data),
         "tokens": sum(lengths),
         "trained_tokens": trained,
+        "length": _percentiles(lengths),
+    }
+
+
+def _pair_stats(data: Dataset) -> dict[str, Any]:
+    """Counts of a preference set: each pair is two sequences (prompt + chosen, prompt +
+    rejected); trained tokens are the answers' (what the log-probabilities are summed over)."""
+    prompts = [len(x) for x in data["prompt_ids"]]
+    chosen = [len(x) for x in data["chosen_ids"]]
+    rejected = [len(x) for x in data["rejected_ids"]]
+    lengths = [p + max(c, r) for p, c, r in zip(prompts, chosen, rejected, strict=True)]
+    return {
+        "samples": len(data),
+        "tokens": sum(2 * p + c + r for p, c, r in zip(prompts, chosen, rejected, strict=True)),
+        "trained_tokens": sum(chosen) + sum(rejected),
         "length": _percentiles(lengths),
     }
 
@@ -258,8 +349,9 @@ def _deduplicate(data: Dataset, seen: set[bytes]) -> tuple[Dataset, int]:
     two rows that render to the same tokens are the same training example.
     """
     keep = []
-    for i, (ids, labels) in enumerate(zip(data["input_ids"], data["labels"], strict=True)):
-        key = hashlib.blake2b(repr((ids, labels)).encode(), digest_size=16).digest()
+    columns = [data[name] for name in data.column_names]  # ids + labels, or a pair's three
+    for i, sample in enumerate(zip(*columns, strict=True)):
+        key = hashlib.blake2b(repr(sample).encode(), digest_size=16).digest()
         if key not in seen:
             seen.add(key)
             keep.append(i)

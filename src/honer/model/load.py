@@ -172,8 +172,8 @@ def model_dtype(cfg: Config) -> Any:
     return torch.float32
 
 
-def _flash_attn_importable() -> bool:
-    return importlib.util.find_spec("flash_attn") is not None
+def _flash_attn_importable(package: str = "flash_attn") -> bool:
+    return importlib.util.find_spec(package) is not None
 
 
 def attn_implementation(cfg: Config, dtype: Any = None) -> str | None:
@@ -185,23 +185,28 @@ def attn_implementation(cfg: Config, dtype: Any = None) -> str | None:
     """
     import torch
 
-    if cfg.attn_implementation is not None:
+    flash = cfg.attn_implementation in ("flash_attention_2", "flash_attention_3")
+    if cfg.attn_implementation is not None and not flash:
         return cfg.attn_implementation
     if cfg.sdp_attention:
         return "sdpa"
-    if not cfg.flash_attention:
+    if not (cfg.flash_attention or flash):
         return None
+    wanted = cfg.attn_implementation or "flash_attention_2"
+    key = "attn_implementation" if flash else "flash_attention"
+    package = "flash_attn_interface" if wanted == "flash_attention_3" else "flash_attn"
     missing = []
     if not hardware.cuda_available():
         missing.append("there is no GPU")
-    if not _flash_attn_importable():
-        missing.append("the `flash_attn` package is not installed")
+    if not _flash_attn_importable(package):
+        missing.append(f"the `{package}` package is not installed")
     if not missing and dtype is not None and dtype not in (torch.bfloat16, torch.float16):
         missing.append("it needs bf16 or fp16 weights: set `bf16: auto`")
     if missing:
-        _notice(f"flash_attention: using sdpa instead of flash-attention 2 ({'; '.join(missing)}).")
+        version = wanted.rsplit("_", 1)[-1]
+        _notice(f"{key}: using sdpa instead of flash-attention {version} ({'; '.join(missing)}).")
         return "sdpa"
-    return "flash_attention_2"
+    return wanted
 
 
 def _model_class(cfg: Config) -> Any:

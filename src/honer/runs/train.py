@@ -82,7 +82,10 @@ def train(cfg: Config, *, resume: bool = False, console: Console | None = None) 
         pusher = HubPusher(cfg, target, console)
         callbacks.append(pusher.callback())
     started = time.perf_counter()
-    result = run_trainer(
+    trainer_fn = run_trainer
+    if cfg.rl is not None:
+        from honer.train.preference import train_dpo as trainer_fn
+    result = trainer_fn(
         cfg,
         model,
         tokenizer,
@@ -155,8 +158,15 @@ def _callbacks(cfg: Config, data: Any, tokenizer: Any) -> tuple[list[Any], Any]:
 
 
 def length_histogram(dataset: Any, bins: int = 20) -> dict[str, list[int]]:
-    """Sample lengths in `bins` equal-width bins (for the report's histogram)."""
-    lengths = [len(x) for x in dataset["input_ids"]]
+    """Sample lengths in `bins` equal-width bins (for the report's histogram); a preference
+    pair counts as its prompt and longer answer."""
+    if "prompt_ids" in dataset.column_names:
+        pairs = zip(
+            dataset["prompt_ids"], dataset["chosen_ids"], dataset["rejected_ids"], strict=True
+        )
+        lengths = [len(p) + max(len(c), len(r)) for p, c, r in pairs]
+    else:
+        lengths = [len(x) for x in dataset["input_ids"]]
     top = max(lengths) + 1
     width = max(1, -(-top // bins))
     counts = [0] * (-(-top // width))

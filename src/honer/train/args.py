@@ -332,11 +332,15 @@ def _set(kwargs: dict[str, Any], fields: set[str], names: tuple[str, ...], value
     raise RuntimeError(f"transformers.TrainingArguments has none of {names}: unsupported version")
 
 
-def training_arguments(cfg: Config, plan: StepPlan, has_eval: bool) -> Any:
+def training_arguments(
+    cfg: Config, plan: StepPlan, has_eval: bool, args_class: Any = None, **extra: Any
+) -> Any:
     """Build `TrainingArguments` for the run (no side effect: the trackers' environment is set
-    only while training runs, by `tracking_environment`)."""
+    only while training runs, by `tracking_environment`). `args_class` is a subclass such as
+    TRL's `DPOConfig`, and `extra` its own fields."""
     from transformers import TrainingArguments
 
+    args_class = args_class or TrainingArguments
     fields = {f.name for f in dataclasses.fields(TrainingArguments)}
     sched_name, sched_kwargs = optim.schedule(cfg)
     report_to = cfg.resolved_report_to
@@ -420,4 +424,4 @@ def training_arguments(cfg: Config, plan: StepPlan, has_eval: bool) -> Any:
     if "save_safetensors" in fields:
         kwargs["save_safetensors"] = True
     kwargs.update(parallel.training_kwargs(cfg))
-    return TrainingArguments(**kwargs)
+    return args_class(**kwargs, **extra)

@@ -2,6 +2,8 @@
 
 `metrics.jsonl` holds one JSON object per line, each with a `kind`:
   train      step, epoch, loss, lr, grad_norm, tokens_per_s, trained_tokens_per_s, time
+             (preference runs add rewards/chosen, rewards/rejected, rewards/margins,
+             rewards/accuracies, logps/chosen, logps/rejected, logits/...)
   eval       step, epoch, eval_loss, eval_runtime, … (every `eval_*` value transformers reports)
   train_end  step, epoch, train_loss, train_runtime, train_samples_per_second, …
 Lines are appended and flushed as they are logged, so a crashed run keeps what it logged; the
@@ -30,6 +32,9 @@ _TRAIN_KEYS = {
 }
 
 
+_PAIR_PREFIXES = ("rewards/", "logps/", "logits/")
+
+
 def _number(value: Any) -> Any:
     """JSON has no NaN/inf: write them as null rather than produce an unparsable line."""
     if hasattr(value, "item"):
@@ -47,6 +52,8 @@ def metrics_record(logs: dict[str, Any], step: int, epoch: float | None) -> dict
         record.update(
             {ours: _number(logs[theirs]) for theirs, ours in _TRAIN_KEYS.items() if theirs in logs}
         )
+        # Preference runs (DPO): rewards/chosen, rewards/margins, rewards/accuracies, logps/...
+        record.update({k: _number(v) for k, v in logs.items() if k.startswith(_PAIR_PREFIXES)})
     elif any(k.startswith("eval_") for k in logs):
         record = {"kind": "eval", **base}
         record.update({k: _number(v) for k, v in logs.items() if k.startswith("eval_")})

@@ -303,7 +303,9 @@ def estimate(cfg: Config, shape: Shape, t: Tensors, processes: int = 1) -> Estim
     weights = parts.total
     grads = sum(t.trainable) * param_bytes
     state = optimizer_bytes(cfg, t, param_bytes)
-    tokens = cfg.micro_batch_size * cfg.sequence_len
+    # A preference pair is two sequences (prompt + chosen, prompt + rejected) in one forward.
+    sequences = 2 if cfg.rl else 1
+    tokens = sequences * cfg.micro_batch_size * cfg.sequence_len
     per_layer, outside = activation_elements_per_token(cfg, shape, t)
     if (cfg.attn_implementation or "sdpa") == "eager":  # n·S² attention probabilities
         per_layer += shape.heads * cfg.sequence_len
@@ -365,18 +367,27 @@ def estimate(cfg: Config, shape: Shape, t: Tensors, processes: int = 1) -> Estim
     if offload_weights:
         notes.append(f"weights offloaded to CPU memory: {human(weights)} there.")
         weights = 0.0
-    peak = max(weights + state + max(act_peak, grads + step_transient), loading)
+    reference = 0.0
+    if cfg.rl and not cfg.adapter and not cfg.precompute_ref_log_probs:
+        reference = parts.total  # a frozen second copy of the base: no gradients, no state
+        notes.append(f"{cfg.rl.upper()}: the frozen reference model, {human(reference)}.")
+    elif cfg.rl:
+        why = "the base with the adapter disabled" if cfg.adapter else "precomputed log-probs"
+        notes.append(f"{cfg.rl.upper()}: the reference is {why}: no second copy of the weights.")
+    peak = max(weights + reference + state + max(act_peak, grads + step_transient), loading)
     rows = [
         *([("loading (whole 4-bit base)", loading)] if loading else []),
         ("weights", weights),
+        *([("reference model (frozen)", reference)] if reference else []),
         ("gradients", grads),
         ("optimizer state", state),
         ("activations", acts),
         ("weights + gradients + optimizer state", weights + grads + state),
     ]
     notes.append(
-        f"activations for {tokens:,} tokens per micro-batch ({cfg.micro_batch_size} × "
-        f"sequence_len {cfg.sequence_len}), the most a batch can hold."
+        f"activations for {tokens:,} tokens per micro-batch ("
+        + ("2 answers × " if cfg.rl else "")
+        + f"{cfg.micro_batch_size} × sequence_len {cfg.sequence_len}), the most a batch can hold."
     )
     return Estimate(
         rows=rows,

@@ -118,13 +118,102 @@ def token_sum_loss(
     return step_share(total, labels, num_items_in_batch)
 
 
-class HonerTrainer(Trainer):
-    """`Trainer` with step-wide token-normalised loss, atomic checkpoints and tokens/s logging."""
+class RunMixin:
+    """What every honer trainer adds to a `Trainer` (SFT here; TRL's preference trainers in
+    `honer.train.preference`): atomic checkpoints, honer's LR policies, evaluation that leaves
+    the training RNG alone, FSDP kept on CPU, and no telemetry."""
 
     # While a checkpoint is written, the folder the Trainer's own save code writes into.
     _staging: str | None = None
     # honer's own LR policy (`lr_scheduler` beyond transformers' six), warm-up not included.
     lr_policy: Any = None
+
+    def _send_telemetry(self) -> None:
+        """TRL's trainers report usage to the Hub; a honer run sends nothing it was not asked
+        to."""
+
+    def create_accelerator_and_postprocess(self) -> None:
+        """The Trainer's accelerator, with FSDP kept on CPU (see `parallel.promote_cpu_fsdp`)."""
+        super().create_accelerator_and_postprocess()
+        parallel.promote_cpu_fsdp(self.accelerator, self.args.fsdp_plugin_args)
+        self.is_fsdp_enabled = getattr(self.accelerator.state, "fsdp_plugin", None) is not None
+
+    # --- schedule ---------------------------------------------------------------------------
+
+    def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
+        """Evaluate without touching the training RNG.
+
+        Each DataLoader iterator draws its base seed from the global generator, so an
+        evaluation (and whatever its callbacks do, e.g. eval-table generation) would shift every
+        later dropout mask: the same run with and without `eval_steps` would train differently.
+        """
+        import torch
+
+        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=devices):
+            return super().evaluate(*args, **kwargs)
+
+    def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
+        """transformers' schedule or honer's policy (`optim.build_scheduler`); a LambdaLR's state
+        is its step count, so checkpoints save and restore either kind."""
+        if self.lr_scheduler is None:
+            self.lr_scheduler = optim.build_scheduler(
+                self.args.lr_scheduler_type,
+                self.args.lr_scheduler_kwargs,
+                self.lr_policy,
+                optimizer or self.optimizer,
+                num_training_steps,
+                self.args.get_warmup_steps(num_training_steps),
+            )
+            self._created_lr_scheduler = True
+        return self.lr_scheduler
+
+    # --- checkpoints ------------------------------------------------------------------------
+
+    def _get_output_dir(self, trial: Any) -> str:
+        if self._staging is not None:
+            return self._staging
+        return super()._get_output_dir(trial)
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        """Write `checkpoint-N` into a staging folder, then publish it with one rename."""
+        run_dir = Path(self._get_output_dir(trial))
+        step = self.state.global_step
+        staging = ckpt.staging_dir(run_dir, step)
+        if self.args.should_save and staging.exists():
+            shutil.rmtree(staging)
+        self.accelerator.wait_for_everyone()
+        self._staging = str(staging)
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._staging = None
+        self.accelerator.wait_for_everyone()
+        if self.args.should_save:
+            name = f"checkpoint-{step}"
+            ckpt.publish(staging / name, run_dir / name)
+            staging.rmdir()
+            best = self._published_best(run_dir)
+            if best is not None:  # the state saved inside must name the published folder
+                state = json.dumps(dataclasses.asdict(self.state), indent=2, sort_keys=True)
+                ckpt.atomic_write_text(run_dir / name / "trainer_state.json", state + "\n")
+            ckpt.rotate(run_dir, self.args.save_total_limit, keep=best)
+        self.accelerator.wait_for_everyone()
+
+    def _published_best(self, run_dir: Path) -> Path | None:
+        """The best checkpoint's published folder (the Trainer computed it inside staging)."""
+        if not self.state.best_global_step:
+            return None
+        best = run_dir / f"checkpoint-{self.state.best_global_step}"
+        if best.is_dir():
+            self.state.best_model_checkpoint = str(best)
+            return best
+        return None
+
+
+class HonerTrainer(RunMixin, Trainer):
+    """`Trainer` with step-wide token-normalised loss, atomic checkpoints and tokens/s logging."""
+
     # What sample packing did to the training set (None without `sample_packing`).
     packing_stats: packing.PackStats | None = None
     # The output layer + loss run chunk by chunk (`cut_cross_entropy`, liger's fused linear
@@ -140,12 +229,6 @@ class HonerTrainer(Trainer):
         self._trained_since_log = 0
         self._last_log_time: float | None = None
         self._tokens_this_run = 0  # non-padding tokens of this train() call (a resume's share)
-
-    def create_accelerator_and_postprocess(self) -> None:
-        """The Trainer's accelerator, with FSDP kept on CPU (see `parallel.promote_cpu_fsdp`)."""
-        super().create_accelerator_and_postprocess()
-        parallel.promote_cpu_fsdp(self.accelerator, self.args.fsdp_plugin_args)
-        self.is_fsdp_enabled = getattr(self.accelerator.state, "fsdp_plugin", None) is not None
 
     # --- loss -------------------------------------------------------------------------------
 
@@ -219,36 +302,6 @@ class HonerTrainer(Trainer):
                 model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
             )
 
-    # --- schedule ---------------------------------------------------------------------------
-
-    def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
-        """Evaluate without touching the training RNG.
-
-        Each DataLoader iterator draws its base seed from the global generator, so an
-        evaluation (and whatever its callbacks do, e.g. eval-table generation) would shift every
-        later dropout mask: the same run with and without `eval_steps` would train differently.
-        """
-        import torch
-
-        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-        with torch.random.fork_rng(devices=devices):
-            return super().evaluate(*args, **kwargs)
-
-    def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
-        """transformers' schedule or honer's policy (`optim.build_scheduler`); a LambdaLR's state
-        is its step count, so checkpoints save and restore either kind."""
-        if self.lr_scheduler is None:
-            self.lr_scheduler = optim.build_scheduler(
-                self.args.lr_scheduler_type,
-                self.args.lr_scheduler_kwargs,
-                self.lr_policy,
-                optimizer or self.optimizer,
-                num_training_steps,
-                self.args.get_warmup_steps(num_training_steps),
-            )
-            self._created_lr_scheduler = True
-        return self.lr_scheduler
-
     # --- logging ----------------------------------------------------------------------------
 
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
@@ -270,48 +323,6 @@ class HonerTrainer(Trainer):
     def train(self, *args: Any, **kwargs: Any) -> Any:
         self._honer_train_start = time.perf_counter()
         return super().train(*args, **kwargs)
-
-    # --- checkpoints ------------------------------------------------------------------------
-
-    def _get_output_dir(self, trial: Any) -> str:
-        if self._staging is not None:
-            return self._staging
-        return super()._get_output_dir(trial)
-
-    def _save_checkpoint(self, model: Any, trial: Any) -> None:
-        """Write `checkpoint-N` into a staging folder, then publish it with one rename."""
-        run_dir = Path(self._get_output_dir(trial))
-        step = self.state.global_step
-        staging = ckpt.staging_dir(run_dir, step)
-        if self.args.should_save and staging.exists():
-            shutil.rmtree(staging)
-        self.accelerator.wait_for_everyone()
-        self._staging = str(staging)
-        try:
-            super()._save_checkpoint(model, trial)
-        finally:
-            self._staging = None
-        self.accelerator.wait_for_everyone()
-        if self.args.should_save:
-            name = f"checkpoint-{step}"
-            ckpt.publish(staging / name, run_dir / name)
-            staging.rmdir()
-            best = self._published_best(run_dir)
-            if best is not None:  # the state saved inside must name the published folder
-                state = json.dumps(dataclasses.asdict(self.state), indent=2, sort_keys=True)
-                ckpt.atomic_write_text(run_dir / name / "trainer_state.json", state + "\n")
-            ckpt.rotate(run_dir, self.args.save_total_limit, keep=best)
-        self.accelerator.wait_for_everyone()
-
-    def _published_best(self, run_dir: Path) -> Path | None:
-        """The best checkpoint's published folder (the Trainer computed it inside staging)."""
-        if not self.state.best_global_step:
-            return None
-        best = run_dir / f"checkpoint-{self.state.best_global_step}"
-        if best.is_dir():
-            self.state.best_model_checkpoint = str(best)
-            return best
-        return None
 
 
 @dataclass
@@ -481,6 +492,28 @@ def train(
     trainer, plan = build_trainer(
         cfg, model, tokenizer, train_dataset, eval_dataset, console, callbacks
     )
+    trained_tokens = _count_trained_tokens(train_dataset)
+    if trained_tokens == 0:
+        raise DataError(
+            "the training set has no trained tokens (every label is -100): check the format's "
+            "masking (`train_on_inputs`, `roles_to_train`) with `honer preprocess --debug`."
+        )
+    return run_built(cfg, trainer, plan, _summary(plan, trained_tokens, cfg), resume, console)
+
+
+def run_built(
+    cfg: Config,
+    trainer: Any,
+    plan: StepPlan,
+    summary: str,
+    resume: bool = False,
+    console: Console | None = None,
+    before_save: Any = None,
+) -> TrainResult:
+    """Train a built trainer (SFT or preference) and save the result: resume target, staging
+    clean-up, metrics kept up to the resumed step, trackers, the out-of-memory message, and the
+    atomic final save. `before_save(trainer)` runs between training and saving."""
+    console = console or Console(highlight=False, soft_wrap=True)
     resume_from = ckpt.resolve_resume(cfg, resume)
     out = Path(cfg.output_dir)
     if trainer.args.should_save:
@@ -489,16 +522,10 @@ def train(
             ckpt.truncate_metrics(out / METRICS_FILE, ckpt.read_step(resume_from))
         else:
             (out / METRICS_FILE).unlink(missing_ok=True)
-    trained_tokens = _count_trained_tokens(train_dataset)
-    if trained_tokens == 0:
-        raise DataError(
-            "the training set has no trained tokens (every label is -100): check the format's "
-            "masking (`train_on_inputs`, `roles_to_train`) with `honer preprocess --debug`."
-        )
     if trainer.args.should_save:
-        if trainer.packing_stats is not None:
+        if getattr(trainer, "packing_stats", None) is not None:
             console.print(trainer.packing_stats.describe(), markup=False)
-        console.print(_summary(plan, trained_tokens, cfg), markup=False)
+        console.print(summary, markup=False)
         if resume_from is not None:
             console.print(f"resuming from {resume_from}", markup=False)
     try:
@@ -510,6 +537,8 @@ def train(
                 f"training (micro_batch_size {cfg.micro_batch_size})"
             ) from None
         raise
+    if before_save is not None:
+        before_save(trainer)
     saved = save_final(trainer, cfg)
     train_logs = [h for h in trainer.state.log_history if "loss" in h]
     final_loss = train_logs[-1]["loss"] if train_logs else None

@@ -13,6 +13,13 @@ from honer.errors import DataError
 
 CHAT_TYPES = ("sharegpt", "chat_template")
 
+
+def renders_chat(ds_type: str) -> bool:
+    """Whether rows of this type are rendered with a chat template (SFT chats and the
+    `chat_template.*` preference formats)."""
+    return ds_type in CHAT_TYPES or ds_type.startswith("chat_template.")
+
+
 # Names `chat_template_kwargs` may not use: apply_chat_template's own arguments (a `tokenize`
 # there would turn the rendered text into ids) and the variables honer itself passes. `tools`
 # and `documents` stay allowed: transformers hands them to the template, as Axolotl does.
@@ -125,7 +132,7 @@ def format_context(cfg: Config, ds: DatasetConfig, tokenizer: Any) -> FormatCont
     eot_ids: tuple[int, ...] | None = None
     warnings: list[str] = []
     kwargs = cfg.chat_template_kwargs
-    if ds.type in CHAT_TYPES:
+    if renders_chat(ds.type):
         template = entry_template(cfg, ds, tokenizer)
         if kwargs:
             reserved = sorted(RESERVED_TEMPLATE_KWARGS.intersection(kwargs))

@@ -1,0 +1,233 @@
+"""Preference tuning (`rl: dpo` / `rl: ipo`): TRL's `DPOTrainer`, run the honer way.
+
+Composition, not a copy: TRL computes the DPO losses and metrics; honer brings what a run needs
+around them, through `RunMixin` and the same helpers the SFT trainer uses:
+
+* the pairs, tokenized by `honer.data.preference` exactly as TRL would tokenize Axolotl's
+  prompt/chosen/rejected text, cached under the data fingerprint (TRL's own preprocessing is
+  skipped for them);
+* `TrainingArguments` from the same config keys as SFT (`training_arguments` builds TRL's
+  `DPOConfig` with the DPO fields added), so schedules, checkpoints, evaluation and trackers
+  behave the same;
+* atomic checkpoints, exact resume, the console and `metrics.jsonl` (with rewards/margins,
+  rewards/accuracies, logps/…), the loss watchdog, and no telemetry.
+
+The reference model. With a fresh LoRA adapter, the reference is the base model with the
+adapter disabled: no second copy of any weight (TRL's `ref` adapter copy is removed, since a
+fresh adapter changes nothing). Continuing a saved adapter (`lora_model_dir`), the reference is
+that starting adapter, kept as TRL's frozen `ref` copy. Full fine-tuning loads the base a second
+time, frozen, exactly as `honer.model.load` loaded the policy (unless
+`precompute_ref_log_probs`, where the log-probs are computed once before training).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
+from trl import DPOConfig, DPOTrainer
+
+from honer.config.schema import Config
+from honer.errors import DataError
+from honer.train import optim
+from honer.train.args import StepPlan, plan_steps, training_arguments
+from honer.train.callbacks import ConsoleCallback, EngineReportCallback, MetricsJsonlCallback
+from honer.train.trainer import RunMixin, TrainResult, run_built
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from transformers import PreTrainedTokenizerBase
+
+PAIR_COLUMNS = ("prompt_ids", "chosen_ids", "rejected_ids")
+REF_ADAPTER = "ref"
+
+
+class HonerDPOTrainer(RunMixin, DPOTrainer):
+    """TRL's `DPOTrainer` on honer's tokenized pairs, with honer's run behaviour."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._tokens_since_log = 0
+        self._trained_since_log = 0
+        self._last_log_time: float | None = None
+
+    def _prepare_dataset(
+        self, dataset: Any, processing_class: Any, args: Any, dataset_name: str
+    ) -> Any:
+        """honer's pairs are tokenized already (as TRL would tokenize them): pass them on."""
+        if set(PAIR_COLUMNS) <= set(dataset.column_names):
+            return dataset
+        return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+
+    def compute_loss(
+        self,
+        model: Any,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: Any = None,
+    ) -> Any:
+        if model.training:  # tokens/s: both sequences of each pair; trained = the answers
+            self._tokens_since_log += int(inputs["attention_mask"].sum())
+            self._trained_since_log += int(inputs["completion_mask"].sum())
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs:
+            now = time.perf_counter()
+            start = self._last_log_time or getattr(self, "_honer_train_start", now)
+            elapsed = max(now - start, 1e-9)
+            logs["tokens_per_s"] = round(self._tokens_since_log / elapsed, 1)
+            logs["trained_tokens_per_s"] = round(self._trained_since_log / elapsed, 1)
+            self._tokens_since_log = self._trained_since_log = 0
+            self._last_log_time = now
+        super().log(logs, start_time)
+
+    def train(self, *args: Any, **kwargs: Any) -> Any:
+        self._honer_train_start = time.perf_counter()
+        return super().train(*args, **kwargs)
+
+
+def dpo_losses(cfg: Config) -> list[str]:
+    """TRL's loss names for the run: `dpo_loss_type`, else `sigmoid` (DPO) / `ipo`."""
+    return list(cfg.dpo_loss_type or (["ipo"] if cfg.rl == "ipo" else ["sigmoid"]))
+
+
+def dpo_arguments(cfg: Config, plan: StepPlan, has_eval: bool) -> DPOConfig:
+    """The run's `DPOConfig`: honer's training arguments plus the DPO keys."""
+    return training_arguments(
+        cfg,
+        plan,
+        has_eval,
+        DPOConfig,
+        beta=cfg.rl_beta,
+        loss_type=dpo_losses(cfg),
+        loss_weights=cfg.dpo_loss_weights,
+        label_smoothing=cfg.dpo_label_smoothing,
+        use_weighting=cfg.dpo_use_weighting,
+        precompute_ref_log_probs=cfg.precompute_ref_log_probs,
+        # Pairs longer than sequence_len were dropped while preparing, unless
+        # `excess_length_strategy: truncate`: then the collator keeps the first tokens.
+        max_length=cfg.sequence_len,
+        truncation_mode="keep_start",
+    )
+
+
+def _check_pairs(dataset: Dataset | None, name: str) -> None:
+    if dataset is None or len(dataset) == 0:
+        raise DataError(
+            f"the {name} set has no preference pairs: check `datasets` (paths, `type`) and the "
+            "filters that drop pairs (`sequence_len`); `honer preprocess` shows the counts."
+        )
+    missing = set(PAIR_COLUMNS) - set(dataset.column_names)
+    if missing:
+        raise DataError(f"the {name} set lacks the column(s) {sorted(missing)} of a pair.")
+
+
+def build_dpo_trainer(
+    cfg: Config,
+    model: Any,
+    tokenizer: PreTrainedTokenizerBase,
+    train_dataset: Dataset,
+    eval_dataset: Dataset | None = None,
+    console: Console | None = None,
+    callbacks: list[Any] | None = None,
+    ref_model: Any = None,
+) -> tuple[HonerDPOTrainer, StepPlan]:
+    """The configured DPO trainer and its step plan, without training (tests inspect these).
+
+    `ref_model` is needed only for full fine-tuning without `precompute_ref_log_probs` (see the
+    module docstring); an adapter run uses its own base.
+    """
+    _check_pairs(train_dataset, "training")
+    has_eval = eval_dataset is not None and len(eval_dataset) > 0
+    if has_eval:
+        _check_pairs(eval_dataset, "validation")
+    if tokenizer.pad_token_id is None:
+        raise DataError("the tokenizer has no pad token; set `special_tokens: {pad_token: ...}`.")
+    plan = plan_steps(cfg, len(train_dataset), has_eval)
+    args = dpo_arguments(cfg, plan, has_eval)
+    trainer = HonerDPOTrainer(
+        model=model,
+        ref_model=ref_model,
+        args=args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset if has_eval else None,
+        processing_class=tokenizer,
+        callbacks=[MetricsJsonlCallback(cfg.output_dir)],
+    )
+    peft_config = getattr(trainer.model, "peft_config", {})
+    if REF_ADAPTER in peft_config and cfg.lora_model_dir is None:
+        # A fresh adapter is zero at the start: the base with adapters disabled is the same
+        # reference, without TRL's second copy of the adapter.
+        trainer.model.delete_adapter(REF_ADAPTER)
+    trainer.optimizer_cls_and_kwargs = optim.optimizer_cls_and_kwargs(cfg)
+    trainer.lr_policy = optim.lr_policy(cfg)
+    console = console or Console(highlight=False, soft_wrap=True)
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(ConsoleCallback(console))
+    trainer.add_callback(EngineReportCallback(trainer, console))
+    for callback in callbacks or []:
+        trainer.add_callback(callback)
+    return trainer, plan
+
+
+def drop_reference_adapter(model: Any) -> None:
+    """TRL's frozen `ref` adapter copy is not a result: never saved beside the trained one."""
+    if REF_ADAPTER in getattr(model, "peft_config", {}):
+        model.delete_adapter(REF_ADAPTER)
+
+
+def pair_summary(plan: StepPlan, dataset: Dataset, cfg: Config) -> str:
+    """The line printed before training: pairs, answer tokens, steps, batch, loss."""
+    pairs = zip(dataset["chosen_ids"], dataset["rejected_ids"], strict=True)
+    answers = sum(len(c) + len(r) for c, r in pairs)
+    eff = cfg.effective_batch_size * plan.world_size
+    return (
+        f"pairs {plan.examples:,} | answer tokens {answers:,} | loss {'+'.join(dpo_losses(cfg))} "
+        f"(beta {cfg.rl_beta}) | total steps {plan.total_steps:,} ({plan.epochs:.2f} epochs) | "
+        f"effective batch size {eff} pairs | warm-up {plan.warmup_steps} steps"
+    )
+
+
+def reference_model(cfg: Config, model: Any, tokenizer: Any) -> Any:
+    """The frozen reference a full fine-tune needs (None for adapters or precomputed log-probs),
+    loaded exactly as the policy was (dtype, quantization, resized embeddings)."""
+    if getattr(model, "peft_config", None) or cfg.precompute_ref_log_probs:
+        return None
+    from honer.model.load import load_model
+
+    ref = load_model(cfg, tokenizer)
+    ref.requires_grad_(False)
+    return ref.eval()
+
+
+def train_dpo(
+    cfg: Config,
+    model: Any,
+    tokenizer: PreTrainedTokenizerBase,
+    train_dataset: Dataset,
+    eval_dataset: Dataset | None = None,
+    resume: bool = False,
+    console: Console | None = None,
+    callbacks: list[Any] | None = None,
+) -> TrainResult:
+    """Train `model` on the prepared pairs as `cfg` says, and save the result in output_dir
+    (the adapter or model, tokenizer, `config.yml`, `metrics.jsonl`), resumable like SFT."""
+    console = console or Console(highlight=False, soft_wrap=True)
+    ref = reference_model(cfg, model, tokenizer)
+    trainer, plan = build_dpo_trainer(
+        cfg, model, tokenizer, train_dataset, eval_dataset, console, callbacks, ref_model=ref
+    )
+    summary = pair_summary(plan, train_dataset, cfg)
+    return run_built(
+        cfg,
+        trainer,
+        plan,
+        summary,
+        resume,
+        console,
+        before_save=lambda t: drop_reference_adapter(t.model),
+    )

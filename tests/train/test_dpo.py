@@ -1,0 +1,150 @@
+"""Preference tuning (`rl: dpo` / `rl: ipo`) on the tiny model, through the whole run.
+
+The toy preference: for "Add i and 1", the chosen answer is the right sum and the rejected one
+the same wrong word every time, so the preference is learnable in a few dozen steps and the
+held-out pairs (the validation split) measure it: DPO must raise their chosen-minus-rejected
+reward margin and the share of pairs it ranks right.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+PAIRS = [
+    {
+        "messages": [{"role": "user", "content": f"Add {i} and 1"}],
+        "chosen": str(i + 1),
+        "rejected": "zebra",
+    }
+    for i in range(48)
+]
+
+
+def _config(
+    tmp: Path, base: Path, extra: str = "", rows: list[dict] | None = None, rl: str = "dpo"
+) -> Path:
+    data = tmp / "pairs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows or PAIRS))
+    cfg = tmp / "dpo.yml"
+    cfg.write_text(
+        f"base_model: {base}\n"
+        f"rl: {rl}\n"
+        f"datasets:\n  - path: {data}\n    type: chat_template.default\n"
+        "chat_template: tokenizer_default\n"
+        f"dataset_prepared_path: {tmp / 'prepared'}\n"
+        f"output_dir: {tmp / 'out'}\n"
+        "sequence_len: 64\nmicro_batch_size: 4\nlogging_steps: 1\nseed: 3\n" + extra
+    )
+    return cfg
+
+
+def _records(out: Path, kind: str) -> list[dict]:
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r.get("kind") == kind]
+
+
+def test_dpo_lora_learns_the_preference(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import honer
+
+    extra = (
+        "adapter: lora\nlora_target_linear: true\nlearning_rate: 0.01\nmax_steps: 24\n"
+        "val_set_size: 8\neval_steps: 12\nwarmup_steps: 2\n"
+    )
+    cfg = honer.load_config(_config(tmp_path, tiny_model_dir, extra))
+    run = honer.train_model(cfg)
+    assert run.global_step == 24
+    out = tmp_path / "out"
+    train = _records(out, "train")
+    assert [r["step"] for r in train] == list(range(1, 25))
+    assert train[0]["loss"] == pytest.approx(0.6931, abs=1e-3)  # policy == reference: ln 2
+    assert {"rewards/margins", "rewards/accuracies", "logps/chosen"} <= set(train[0])
+    evals = _records(out, "eval")
+    assert [r["step"] for r in evals] == [12, 24]
+    # Held-out pairs: the margin rises from 0 and the ranking beats chance.
+    assert evals[-1]["eval_rewards/margins"] > 0.5
+    assert evals[-1]["eval_rewards/accuracies"] >= 0.75
+    assert evals[-1]["eval_loss"] < 0.6931 - 0.1
+    # The result is the trained adapter alone: TRL's reference copy is never saved.
+    assert (out / "adapter_model.safetensors").is_file()
+    assert not (out / "ref").exists()
+    saved = json.loads((out / "adapter_config.json").read_text())
+    assert saved["base_model_name_or_path"] == str(tiny_model_dir)
+    assert (out / "report.html").is_file() and (out / "README.md").is_file()
+
+
+def test_ipo_runs_and_lowers_its_loss(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import honer
+
+    extra = "adapter: lora\nlora_target_linear: true\nlearning_rate: 0.01\nmax_steps: 12\n"
+    cfg = honer.load_config(_config(tmp_path, tiny_model_dir, extra, rl="ipo"))
+    honer.train_model(cfg)
+    losses = [r["loss"] for r in _records(tmp_path / "out", "train")]
+    # IPO's loss at the start is (0 - 1/(2 beta))^2 = 25 for beta 0.1, and falls.
+    assert losses[0] == pytest.approx(25.0, rel=1e-3)
+    assert losses[-1] < losses[0] * 0.8
+
+
+def test_full_fine_tuning_dpo_uses_a_frozen_reference(tiny_model_dir: Path, tmp_path) -> None:
+    import honer
+
+    extra = "learning_rate: 0.001\nmax_steps: 4\n"
+    cfg = honer.load_config(_config(tmp_path, tiny_model_dir, extra))
+    honer.train_model(cfg)
+    train = _records(tmp_path / "out", "train")
+    assert train[0]["loss"] == pytest.approx(0.6931, abs=1e-3)
+    assert train[-1]["loss"] < train[0]["loss"]
+    assert (tmp_path / "out" / "model.safetensors").is_file()
+
+
+def test_dpo_resume_ends_with_the_uninterrupted_adapter(tiny_model_dir: Path, tmp_path) -> None:
+    """A run resumed from its step-3 checkpoint ends with the same adapter as one that never
+    stopped (the checkpoint is what a killed run leaves)."""
+    from safetensors.torch import load_file
+
+    import honer
+
+    extra = "adapter: lora\nlearning_rate: 0.005\nmax_steps: 6\nsave_steps: 3\n"
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    honer.train_model(honer.load_config(_config(whole, tiny_model_dir, extra)))
+    part = tmp_path / "part"
+    part.mkdir()
+    cfg = honer.load_config(_config(part, tiny_model_dir, extra))
+    (part / "out").mkdir()
+    shutil.copytree(whole / "out" / "checkpoint-3", part / "out" / "checkpoint-3")
+    run = honer.train_model(cfg, resume=True)
+    assert run.resumed_from == part / "out" / "checkpoint-3" and run.global_step == 6
+    a = load_file(whole / "out" / "adapter_model.safetensors")
+    b = load_file(part / "out" / "adapter_model.safetensors")
+    assert a.keys() == b.keys()
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-6
+    steps = [r["step"] for r in _records(part / "out", "train")]
+    assert steps == [4, 5, 6]  # the resumed run logs from the step after its checkpoint
+
+
+def test_a_pair_whose_answers_are_equal_is_a_data_error(tiny_model_dir, tmp_path) -> None:
+    import honer
+    from honer.errors import DataError
+
+    rows = [*PAIRS[:3], {**PAIRS[3], "rejected": PAIRS[3]["chosen"]}]
+    cfg = honer.load_config(_config(tmp_path, tiny_model_dir, "adapter: lora\n", rows))
+    with pytest.raises(DataError, match=r"datasets\[0\] \(.*pairs.jsonl\) row 3: "):
+        honer.train_model(cfg)
+
+
+def test_the_documented_dpo_example_runs(capsys) -> None:
+    import re
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "preference.md"
+    [code] = re.findall(r"```python\n(.*?)```", doc.read_text(), re.S)
+    exec(compile(code, str(doc), "exec"), {})
+    out = capsys.readouterr().out.splitlines()
+    [line] = [x for x in out if re.fullmatch(r"24 [-0-9.]+ [0-9.]+", x)]
+    _, margin, accuracy = line.split()
+    assert float(margin) > 0.5 and float(accuracy) >= 0.75
