@@ -33,6 +33,20 @@ def test_train_record():
     )
 
 
+def test_preference_metrics_are_recorded_and_shown():
+    logs = {"loss": 0.5, "rewards/margins": 1.25, "rewards/accuracies": 0.75, "logps/chosen": -9.0}
+    record = metrics_record(logs, step=2, epoch=None)
+    assert record["rewards/margins"] == 1.25 and record["logps/chosen"] == -9.0
+    assert format_log_line(record, 4) == "step 2/4  loss 0.5000  margin 1.250  acc 0.75"
+    ev = metrics_record(
+        {"eval_loss": 0.25, "eval_rewards/margins": 2.0, "eval_rewards/accuracies": 1.0}, 4, None
+    )
+    assert (
+        format_log_line(ev, 4)
+        == "eval  step 4/4  eval_loss 0.2500  eval_margin 2.000  eval_acc 1.00"
+    )
+
+
 def test_eval_end_and_ignored_records():
     record = metrics_record({"eval_loss": 1.25, "eval_runtime": 0.1}, step=4, epoch=1.0)
     assert (record["kind"], record["eval_loss"], record["eval_runtime"]) == ("eval", 1.25, 0.1)

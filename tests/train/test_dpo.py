@@ -39,7 +39,9 @@ def _config(
         "chat_template: tokenizer_default\n"
         f"dataset_prepared_path: {tmp / 'prepared'}\n"
         f"output_dir: {tmp / 'out'}\n"
-        "sequence_len: 64\nmicro_batch_size: 4\nlogging_steps: 1\nseed: 3\n" + extra
+        "sequence_len: 64\nlogging_steps: 1\nseed: 3\n"
+        + ("" if "micro_batch_size" in extra else "micro_batch_size: 4\n")
+        + extra
     )
     return cfg
 
@@ -148,3 +150,35 @@ def test_the_documented_dpo_example_runs(capsys) -> None:
     [line] = [x for x in out if re.fullmatch(r"24 [-0-9.]+ [0-9.]+", x)]
     _, margin, accuracy = line.split()
     assert float(margin) > 0.5 and float(accuracy) >= 0.75
+
+
+def test_dpo_on_two_processes_trains_like_one(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """DDP (gloo, 2 CPU processes × 2 pairs) against one process × 4 pairs: the same losses
+    and the same adapter. LoRA dropout 0: dropout masks differ per rank by design."""
+    from safetensors.torch import load_file
+
+    from tests.train.test_distributed import _honer
+
+    outs = {}
+    for processes in (1, 2):
+        tmp = tmp_path / f"p{processes}"
+        tmp.mkdir()
+        extra = (
+            "adapter: lora\nlora_target_linear: true\nlora_dropout: 0.0\nlearning_rate: 0.005\n"
+            f"max_steps: 4\nmicro_batch_size: {4 // processes}\n"
+        )
+        cfg = _config(tmp, tiny_model_dir, extra)
+        args = ["train", str(cfg)] + (["--num-processes", "2"] if processes > 1 else [])
+        proc = _honer(*args)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        outs[processes] = tmp / "out"
+    report = json.loads((outs[2] / "parallel.json").read_text())
+    assert (report["engine"], report["world_size"]) == ("ddp", 2)
+    one, two = _records(outs[1], "train"), _records(outs[2], "train")
+    assert [r["step"] for r in two] == [1, 2, 3, 4]
+    for a, b in zip(one, two, strict=True):
+        assert abs(a["loss"] - b["loss"]) <= 1e-4
+        assert abs(a["rewards/margins"] - b["rewards/margins"]) <= 1e-4
+    a = load_file(outs[1] / "adapter_model.safetensors")
+    b = load_file(outs[2] / "adapter_model.safetensors")
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-5

@@ -96,14 +96,21 @@ def format_log_line(record: dict[str, Any], total_steps: int) -> str:
             ("loss", "loss {:.4f}"),
             ("lr", "lr {:.2e}"),
             ("grad_norm", "grad_norm {:.3f}"),
+            ("rewards/margins", "margin {:.3f}"),
+            ("rewards/accuracies", "acc {:.2f}"),
             ("tokens_per_s", "{:,.0f} tok/s"),
         ):
             if record.get(key) is not None:
                 parts.append(fmt.format(record[key]))
     elif record["kind"] == "eval":
         parts.insert(0, "eval")
-        if record.get("eval_loss") is not None:
-            parts.append(f"eval_loss {record['eval_loss']:.4f}")
+        for key, fmt in (
+            ("eval_loss", "eval_loss {:.4f}"),
+            ("eval_rewards/margins", "eval_margin {:.3f}"),
+            ("eval_rewards/accuracies", "eval_acc {:.2f}"),
+        ):
+            if record.get(key) is not None:
+                parts.append(fmt.format(record[key]))
     else:
         parts = ["done", *parts[:1]]
         for key, fmt in (("train_loss", "train_loss {:.4f}"), ("train_runtime", "{:.1f} s")):
