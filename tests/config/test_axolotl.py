@@ -613,6 +613,52 @@ evals_per_epoch: 4
 saves_per_epoch: 1
 weight_decay: 0.0
 """,
+    "llama3-kto-qlora": """
+base_model: meta-llama/Llama-3.2-1B
+load_in_8bit: false
+load_in_4bit: true
+rl: kto
+rl_beta: 0.5
+kto_desirable_weight: 0.2
+datasets:
+  - path: argilla/ultrafeedback-binarized-preferences-cleaned-kto
+    type: llama3.ultra
+    split: train
+dataset_prepared_path: last_run_prepared
+val_set_size: 0.0
+output_dir: ./outputs/qlora-out
+remove_unused_columns: false
+adapter: qlora
+lora_model_dir:
+sequence_len: 2048
+sample_packing: false  # not supported with kto
+eval_sample_packing: false
+pad_to_sequence_len: false
+lora_r: 32
+lora_alpha: 64
+lora_dropout: 0.05
+lora_target_linear: true
+gradient_accumulation_steps: 1
+micro_batch_size: 2
+num_epochs: 1
+optimizer: adamw_8bit
+lr_scheduler: cosine
+learning_rate: 0.0002
+bf16: auto
+tf32: true
+gradient_checkpointing: true
+gradient_checkpointing_kwargs:
+  use_reentrant: false
+resume_from_checkpoint:
+logging_steps: 1
+attn_implementation: flash_attention_2
+warmup_ratio: 0.1
+evals_per_epoch: 4
+saves_per_epoch: 1
+weight_decay: 0.0
+special_tokens:
+  pad_token: "<|end_of_text|>"
+""",
 }
 
 
@@ -635,5 +681,5 @@ def test_axolotl_prompt_strategy_we_lack_is_named() -> None:
         "input_output, chat_template.default, chat_template.argilla_chat, chatml.default, "
         "chatml.argilla_chat, chatml.icr, chatml.intel, chatml.prompt_pairs, chatml.ultra, "
         "llama3.default, llama3.argilla_chat, llama3.icr, llama3.intel, llama3.prompt_pairs, "
-        "llama3.ultra). Did you mean `alpaca`?"
+        "llama3.ultra, chatml.argilla, llama3.argilla). Did you mean `alpaca`?"
     )

@@ -28,6 +28,7 @@ PLAIN = [
     "gemma3-eot",
     "qwen2-dpo-full",
     "llama3-dpo-lora-8bit",
+    "llama3-kto-qlora",
 ]
 
 
@@ -40,6 +41,15 @@ def _rows(dataset: dict, n: int = 24) -> list[dict]:
                 field: [{"role": "user", "content": f"Add {i} and 1"}],
                 dataset.get("field_chosen", "chosen"): str(i + 1),
                 dataset.get("field_rejected", "rejected"): "zebra",
+            }
+            for i in range(n)
+        ]
+    if dataset["type"] == "llama3.ultra":  # KTO: one answer, labelled
+        return [
+            {
+                "prompt": f"Add {i} and 1",
+                "completion": str(i + 1) if i % 2 else "zebra",
+                "label": i % 2 == 1,
             }
             for i in range(n)
         ]
@@ -90,6 +100,7 @@ def _localised(name: str, tiny: Path, tmp: Path) -> Path:
 # template's markers): the tiny stand-in gets them too, as single tokens.
 FAMILY_TOKENS = {
     "gemma3-eot": ["<start_of_turn>", "<end_of_turn>"],
+    "llama3-kto-qlora": ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"],
     "llama3-dpo-lora-8bit": [
         "<|start_header_id|>",
         "<|end_header_id|>",
@@ -130,7 +141,7 @@ def test_axolotl_style_config_trains(name: str, tiny_model_dir: Path, tmp_path: 
     ]
     assert [s["step"] for s in steps] == [1, 2, 3]
     assert all(s["loss"] == s["loss"] and s["loss"] > 0 for s in steps)  # finite, not NaN
-    if cfg.rl:  # a DPO run: the policy starts equal to its reference
+    if cfg.rl == "dpo":  # the policy starts equal to its reference
         assert steps[0]["loss"] == pytest.approx(0.6931, abs=1e-3)
         assert "rewards/margins" in steps[0]
     saved = tmp_path / "out"

@@ -30,10 +30,33 @@ CHAT = {"datasets": [{"path": "d.jsonl", "type": "chat_template"}]}
 PAIRS = {"datasets": [{"path": "p.jsonl", "type": "chat_template.default"}]}
 DPO = {"rl": "dpo", **PAIRS}
 CASES: list[tuple[str, dict[str, Any], str, str]] = [
-    ("pairs without rl", PAIRS, "datasets[0].type", "is a preference-pair format: set `rl: dpo`"),
+    ("pairs without rl", PAIRS, "datasets[0].type", "is a preference format: set `rl: dpo`"),
     ("dpo loss without rl", {"dpo_loss_type": ["sigmoid"]}, "dpo_loss_type", "applies to `rl:"),
-    ("rl not yet", {"rl": "kto"}, "rl", "`kto` is not supported yet: honer runs `dpo` and `ipo`"),
-    ("rl on sft data", {"rl": "dpo"}, "datasets[0].type", "`alpaca` is an SFT format"),
+    ("rl not yet", {"rl": "orpo"}, "rl", "`orpo` is not supported yet: honer runs `dpo`, `ipo`"),
+    ("rl on sft data", {"rl": "dpo"}, "datasets[0].type", "`alpaca` is not such a format"),
+    (
+        "kto batch of one",
+        {"rl": "kto", "datasets": [{"path": "k.jsonl", "type": "chatml.argilla"}]},
+        "micro_batch_size",
+        "use 2 or more",
+    ),
+    (
+        "dpo loss on kto",
+        {
+            "rl": "kto",
+            "micro_batch_size": 2,
+            "dpo_loss_type": ["sigmoid"],
+            "datasets": [{"path": "k.jsonl", "type": "chatml.argilla"}],
+        },
+        "dpo_loss_type",
+        "not `kto`",
+    ),
+    (
+        "kto weight on dpo",
+        {**DPO, "kto_desirable_weight": 2.0},
+        "kto_desirable_weight",
+        "`rl: kto` only",
+    ),
     ("unknown dpo loss", {**DPO, "dpo_loss_type": ["simpo"]}, "dpo_loss_type", "not a DPO loss"),
     (
         "ipo loss clash",

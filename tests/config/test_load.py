@@ -131,7 +131,7 @@ def test_wrong_value_names_path_and_allowed_values() -> None:
         "`alpca` is not an accepted value (alpaca, sharegpt, chat_template, completion, "
         "input_output, chat_template.default, "
     )
-    assert message.endswith(", llama3.ultra). Did you mean `alpaca`?")
+    assert message.endswith(", llama3.argilla). Did you mean `alpaca`?")
 
 
 def test_wrong_type_is_reported_with_path() -> None:
@@ -167,7 +167,7 @@ def test_val_set_size_row_count_is_accepted() -> None:
 def test_axolotl_keys_we_lack_name_the_feature() -> None:
     problems = errors_of({**MINIMAL, "trl": {"beta": 0.1}, "orpo_alpha": 0.1, "qat": {"x": 1}})
     assert problems["trl"].startswith(
-        "Axolotl's `trl` (preference and RL training) is not supported: honer runs DPO and IPO"
+        "Axolotl's `trl` (preference and RL training) is not supported: honer runs DPO, IPO and KTO"
     )
     # A real Axolotl key is never "corrected" into a look-alike of ours (`lora_alpha`).
     assert "Did you mean" not in problems["orpo_alpha"]

@@ -182,3 +182,37 @@ def test_dpo_on_two_processes_trains_like_one(tiny_model_dir: Path, tmp_path: Pa
     a = load_file(outs[1] / "adapter_model.safetensors")
     b = load_file(outs[2] / "adapter_model.safetensors")
     assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-5
+
+
+KTO_ROWS = [
+    {
+        "prompt": f"Add {i} and 1",
+        "completion": str(i + 1) if i % 2 else "zebra",
+        "label": i % 2 == 1,
+    }
+    for i in range(48)
+]
+
+
+def test_kto_runs_and_lowers_its_loss(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import honer
+
+    data = tmp_path / "kto.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in KTO_ROWS))
+    cfg_path = tmp_path / "kto.yml"
+    cfg_path.write_text(
+        f"base_model: {tiny_model_dir}\nrl: kto\n"
+        f"datasets:\n  - path: {data}\n    type: chatml.prompt_pairs\n"
+        f"dataset_prepared_path: {tmp_path / 'prepared'}\noutput_dir: {tmp_path / 'out'}\n"
+        "adapter: lora\nlora_target_linear: true\nlearning_rate: 0.01\nmax_steps: 12\n"
+        "micro_batch_size: 4\nsequence_len: 64\nlogging_steps: 1\nseed: 3\n"
+    )
+    run = honer.train_model(honer.load_config(cfg_path))
+    assert run.global_step == 12
+    train = _records(tmp_path / "out", "train")
+    assert [r["step"] for r in train] == list(range(1, 13))
+    # The policy starts as its reference: every reward is 0, so KTO's loss is 1 - sigmoid(0).
+    assert train[0]["loss"] == pytest.approx(0.5, abs=1e-3)
+    assert sum(r["loss"] for r in train[-3:]) / 3 < 0.4
+    assert (tmp_path / "out" / "adapter_model.safetensors").is_file()
+    assert not (tmp_path / "out" / "ref").exists()

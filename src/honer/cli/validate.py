@@ -30,7 +30,8 @@ def summary_lines(cfg: Config) -> list[str]:
         f"adapter:          {adapter}",
     ]
     if cfg.rl is not None:
-        losses = cfg.dpo_loss_type or (["ipo"] if cfg.rl == "ipo" else ["sigmoid"])
+        default = {"ipo": ["ipo"], "kto": ["kto"]}.get(cfg.rl, ["sigmoid"])
+        losses = cfg.dpo_loss_type or default
         lines.append(
             f"training:         preference tuning, {cfg.rl.upper()} (loss {'+'.join(losses)}, "
             f"beta {cfg.rl_beta:g})"

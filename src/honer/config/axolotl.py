@@ -162,8 +162,6 @@ FAMILIES: tuple[Family, ...] = (
             "orpo_alpha",
             "simpo_gamma",
             "cpo_alpha",
-            "kto_desirable_weight",
-            "kto_undesirable_weight",
             "reward_model",
             "process_reward_model",
             "center_rewards_coefficient",
@@ -174,9 +172,9 @@ FAMILIES: tuple[Family, ...] = (
             "max_prompt_len",
         ),
         "refused",
-        "honer runs DPO and IPO (`rl: dpo|ipo`, `rl_beta`, `dpo_loss_type`); these preference "
-        "and RL settings are not supported yet: remove the key, or train this stage with "
-        "Axolotl or TRL",
+        "honer runs DPO, IPO and KTO (`rl: dpo|ipo|kto`, `rl_beta`, `dpo_loss_type`); these "
+        "preference and RL settings are not supported yet: remove the key, or train this stage "
+        "with Axolotl or TRL",
     ),
     Family(
         "model and tensor parallelism beyond data parallel",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from honer.config.schema import PREFERENCE_TYPES, RL_SUPPORTED, Config
+from honer.config.schema import KTO_TYPES, PREFERENCE_TYPES, RL_SUPPORTED, Config
 
 Problem = tuple[str, str]
 
@@ -456,10 +456,11 @@ def _preference(cfg: Config) -> Iterator[Problem]:
     if cfg.rl is None:
         for group, items in entries:
             for i, ds in enumerate(items):
-                if ds.type in PREFERENCE_TYPES:
+                if ds.type in PREFERENCE_TYPES or ds.type in KTO_TYPES:
                     yield (
                         f"{group}[{i}].type",
-                        f"`{ds.type}` is a preference-pair format: set `rl: dpo` to train on it.",
+                        f"`{ds.type}` is a preference format: set `rl: dpo` (pairs) or `rl: kto` "
+                        "(labelled answers) to train on it.",
                     )
         for key in ("dpo_loss_type", "dpo_loss_weights"):
             if getattr(cfg, key) is not None:
@@ -468,18 +469,33 @@ def _preference(cfg: Config) -> Iterator[Problem]:
     if cfg.rl not in RL_SUPPORTED:
         yield (
             "rl",
-            f"`{cfg.rl}` is not supported yet: honer runs `dpo` and `ipo`; train this stage "
-            "with Axolotl or TRL.",
+            f"`{cfg.rl}` is not supported yet: honer runs `dpo`, `ipo` and `kto`; train this "
+            "stage with Axolotl or TRL.",
         )
         return
+    kto = cfg.rl == "kto"
+    wanted, what = (
+        (KTO_TYPES, "labelled answers") if kto else (PREFERENCE_TYPES, "preference pairs")
+    )
     for group, items in entries:
         for i, ds in enumerate(items):
-            if ds.type not in PREFERENCE_TYPES:
+            if ds.type not in wanted:
                 yield (
                     f"{group}[{i}].type",
-                    f"`rl: {cfg.rl}` trains on preference pairs; `{ds.type}` is an SFT format: use "
-                    "one of " + ", ".join(PREFERENCE_TYPES) + ".",
+                    f"`rl: {cfg.rl}` trains on {what}; `{ds.type}` is not such a format: use one "
+                    "of " + ", ".join(wanted) + ".",
                 )
+    if kto:
+        if cfg.micro_batch_size < 2:
+            yield (
+                "micro_batch_size",
+                "KTO estimates its KL term from the other answers of the micro-batch: use 2 or more.",
+            )
+        for key in ("dpo_loss_type", "dpo_loss_weights", "dpo_use_weighting"):
+            if getattr(cfg, key):
+                yield key, "applies to `rl: dpo` / `rl: ipo`, not `kto`."
+    elif cfg.kto_desirable_weight != 1.0 or cfg.kto_undesirable_weight != 1.0:
+        yield "kto_desirable_weight", "applies to `rl: kto` only."
     losses = cfg.dpo_loss_type or []
     for name in losses:
         if name not in DPO_LOSSES:

@@ -28,9 +28,17 @@ PREFERENCE_TYPES = (
         for kind in ("default", "argilla_chat", "icr", "intel", "prompt_pairs", "ultra")
     ),
 )
-DatasetType = Literal[(*SFT_TYPES, *PREFERENCE_TYPES)]  # type: ignore[valid-type]
+# KTO (`rl: kto`) rows: one answer and a desirable/undesirable `label` (Axolotl's kto strategies).
+KTO_TYPES = tuple(
+    f"{family}.{kind}"
+    for family in ("chatml", "llama3")
+    for kind in ("argilla", "argilla_chat", "intel", "prompt_pairs", "ultra")
+)
+DatasetType = Literal[  # type: ignore[valid-type]
+    (*SFT_TYPES, *PREFERENCE_TYPES, *(t for t in KTO_TYPES if t not in PREFERENCE_TYPES))
+]
 RlKind = Literal["dpo", "ipo", "orpo", "kto", "simpo", "grpo"]
-RL_SUPPORTED = ("dpo", "ipo")
+RL_SUPPORTED = ("dpo", "ipo", "kto")
 BuiltinChatTemplate = Literal["chatml", "llama3", "mistral", "alpaca", "vicuna"]
 # Axolotl's named chat templates (its `ChatTemplate` enum), each shipped as a .jinja file under
 # honer/data/formats/chat_templates/ (a test checks the two lists agree). Named here, not read
@@ -548,9 +556,9 @@ class Config(_Section):
     # --- preference tuning (rl) ---------------------------------------------------------------
     rl: RlKind | None = Field(
         None,
-        description="Preference tuning instead of SFT: `dpo`, or `ipo` (DPO with the IPO loss); "
-        "the datasets are then preference pairs (`type: chat_template.default`, `chatml.*`, "
-        "`llama3.*`).",
+        description="Preference tuning instead of SFT: `dpo`, `ipo` (DPO with the IPO loss) on "
+        "preference pairs (`type: chat_template.default`, `chatml.*`, `llama3.*`), or `kto` on "
+        "single answers labelled desirable or not (`chatml.*`, `llama3.*`).",
     )
     rl_beta: float = Field(
         0.1, gt=0, description="DPO's beta: how far the policy may move from the reference."
@@ -567,6 +575,12 @@ class Config(_Section):
         0.0, ge=0, lt=0.5, description="Label noise assumed by the robust/cDPO losses."
     )
     dpo_use_weighting: bool = Field(False, description="WPO's per-pair weighting of the loss.")
+    kto_desirable_weight: float = Field(
+        1.0, gt=0, description="KTO: weight of the desirable (label true) examples' loss."
+    )
+    kto_undesirable_weight: float = Field(
+        1.0, gt=0, description="KTO: weight of the undesirable (label false) examples' loss."
+    )
     precompute_ref_log_probs: bool = Field(
         False,
         description="Compute the reference log-probs once before training (no reference model "

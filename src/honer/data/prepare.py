@@ -135,6 +135,9 @@ def _quiet_datasets() -> Iterator[None]:
             enable_progress_bar()
 
 
+PAIR_COLUMNS = ("prompt_ids", "chosen_ids", "rejected_ids")
+
+
 def _preference_version() -> int:
     from honer.data import preference
 
@@ -144,7 +147,8 @@ def _preference_version() -> int:
 def _tokenize_preference_entry(
     raw: Dataset, cfg: Config, index: int, group: str, ds: DatasetConfig, tokenizer: Any
 ) -> tuple[Dataset, Counter]:
-    """Preference rows → `prompt_ids`, `chosen_ids`, `rejected_ids` (honer.data.preference).
+    """Preference rows → `prompt_ids`, `chosen_ids`, `rejected_ids` (or, for KTO,
+    `prompt_ids`, `completion_ids`, `label`), by honer.data.preference.
 
     `sequence_len` bounds prompt + the longer answer: with `excess_length_strategy: drop` (the
     default) longer pairs are dropped and counted; with `truncate` they are kept and the trainer
@@ -157,14 +161,15 @@ def _tokenize_preference_entry(
     limit = cfg.sequence_len
     truncate = cfg.excess_length_strategy == "truncate"
     where = f"{group}[{index}] ({ds.path})"
-    columns = ("prompt_ids", "chosen_ids", "rejected_ids")
+    kto = cfg.rl == "kto"
+    columns = ("prompt_ids", "completion_ids", "label") if kto else PAIR_COLUMNS
 
     def tokenize_batch(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
         out: dict[str, list] = {name: [] for name in (*columns, "status")}
 
-        def emit(pair: dict[str, list[int]] | None, status: str) -> None:
+        def emit(pair: dict[str, Any] | None, status: str) -> None:
             for name in columns:
-                out[name].append(pair[name] if pair else [])
+                out[name].append(pair[name] if pair else (False if name == "label" else []))
             out["status"].append(status)
 
         rows = [
@@ -172,7 +177,10 @@ def _tokenize_preference_entry(
         ]
         for row, idx in zip(rows, indices, strict=True):
             try:
-                pair = preference.tokenize_row(row, ds, ctx, view, tokenizer)
+                if kto:
+                    pair = preference.tokenize_kto_row(row, ds, tokenizer)
+                else:
+                    pair = preference.tokenize_row(row, ds, ctx, view, tokenizer)
             except FormatError as err:
                 if not cfg.skip_bad_rows:
                     raise DataError(
@@ -181,9 +189,8 @@ def _tokenize_preference_entry(
                     ) from None
                 emit(None, f"dropped: {err}")
                 continue
-            longest = len(pair["prompt_ids"]) + max(
-                len(pair["chosen_ids"]), len(pair["rejected_ids"])
-            )
+            answers = [pair[name] for name in columns[1:] if name.endswith("_ids")]
+            longest = len(pair["prompt_ids"]) + max(len(a) for a in answers)
             if longest > limit and not truncate:
                 emit(None, "dropped: longer than sequence_len")
             elif len(pair["prompt_ids"]) >= limit:
@@ -296,8 +303,18 @@ def split_stats(data: Dataset) -> dict[str, Any]:
 
 def _pair_stats(data: Dataset) -> dict[str, Any]:
     """Counts of a preference set: each pair is two sequences (prompt + chosen, prompt +
-    rejected); trained tokens are the answers' (what the log-probabilities are summed over)."""
+    rejected); trained tokens are the answers' (what the log-probabilities are summed over). A
+    KTO set has one answer per row, and counts its desirable rows."""
     prompts = [len(x) for x in data["prompt_ids"]]
+    if "completion_ids" in data.column_names:
+        answers = [len(x) for x in data["completion_ids"]]
+        return {
+            "samples": len(data),
+            "desirable": sum(data["label"]),
+            "tokens": sum(prompts) + sum(answers),
+            "trained_tokens": sum(answers),
+            "length": _percentiles([p + a for p, a in zip(prompts, answers, strict=True)]),
+        }
     chosen = [len(x) for x in data["chosen_ids"]]
     rejected = [len(x) for x in data["rejected_ids"]]
     lengths = [p + max(c, r) for p, c, r in zip(prompts, chosen, rejected, strict=True)]

@@ -84,7 +84,7 @@ def train(cfg: Config, *, resume: bool = False, console: Console | None = None) 
     started = time.perf_counter()
     trainer_fn = run_trainer
     if cfg.rl is not None:
-        from honer.train.preference import train_dpo as trainer_fn
+        from honer.train.preference import train_preference as trainer_fn
     result = trainer_fn(
         cfg,
         model,
@@ -160,7 +160,10 @@ def _callbacks(cfg: Config, data: Any, tokenizer: Any) -> tuple[list[Any], Any]:
 def length_histogram(dataset: Any, bins: int = 20) -> dict[str, list[int]]:
     """Sample lengths in `bins` equal-width bins (for the report's histogram); a preference
     pair counts as its prompt and longer answer."""
-    if "prompt_ids" in dataset.column_names:
+    if "completion_ids" in dataset.column_names:  # KTO: a prompt and its one answer
+        rows = zip(dataset["prompt_ids"], dataset["completion_ids"], strict=True)
+        lengths = [len(p) + len(c) for p, c in rows]
+    elif "prompt_ids" in dataset.column_names:
         pairs = zip(
             dataset["prompt_ids"], dataset["chosen_ids"], dataset["rejected_ids"], strict=True
         )

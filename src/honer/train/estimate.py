@@ -303,7 +303,8 @@ def estimate(cfg: Config, shape: Shape, t: Tensors, processes: int = 1) -> Estim
     weights = parts.total
     grads = sum(t.trainable) * param_bytes
     state = optimizer_bytes(cfg, t, param_bytes)
-    # A preference pair is two sequences (prompt + chosen, prompt + rejected) in one forward.
+    # A preference row is two sequences in one forward: prompt + chosen and prompt + rejected
+    # (DPO), or prompt + answer and prompt + a neighbour's answer for the KL term (KTO).
     sequences = 2 if cfg.rl else 1
     tokens = sequences * cfg.micro_batch_size * cfg.sequence_len
     per_layer, outside = activation_elements_per_token(cfg, shape, t)
@@ -386,7 +387,7 @@ def estimate(cfg: Config, shape: Shape, t: Tensors, processes: int = 1) -> Estim
     ]
     notes.append(
         f"activations for {tokens:,} tokens per micro-batch ("
-        + ("2 answers × " if cfg.rl else "")
+        + ("2 sequences per row × " if cfg.rl else "")
         + f"{cfg.micro_batch_size} × sequence_len {cfg.sequence_len}), the most a batch can hold."
     )
     return Estimate(

@@ -1,4 +1,5 @@
-"""Preference tuning (`rl: dpo` / `rl: ipo`): TRL's `DPOTrainer`, run the honer way.
+"""Preference tuning (`rl: dpo` / `rl: ipo` / `rl: kto`): TRL's `DPOTrainer` and
+`KTOTrainer`, run the honer way.
 
 Composition, not a copy: TRL computes the DPO losses and metrics; honer brings what a run needs
 around them, through `RunMixin` and the same helpers the SFT trainer uses:
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
-from trl import DPOConfig, DPOTrainer
+from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer
 
 from honer.config.schema import Config
 from honer.errors import DataError
@@ -41,25 +42,18 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 PAIR_COLUMNS = ("prompt_ids", "chosen_ids", "rejected_ids")
+KTO_COLUMNS = ("prompt_ids", "completion_ids", "label")
 REF_ADAPTER = "ref"
 
 
-class HonerDPOTrainer(RunMixin, DPOTrainer):
-    """TRL's `DPOTrainer` on honer's tokenized pairs, with honer's run behaviour."""
+class _PreferenceRun(RunMixin):
+    """tokens/s logging for TRL's preference trainers (their batches carry `completion_mask`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._tokens_since_log = 0
         self._trained_since_log = 0
         self._last_log_time: float | None = None
-
-    def _prepare_dataset(
-        self, dataset: Any, processing_class: Any, args: Any, dataset_name: str
-    ) -> Any:
-        """honer's pairs are tokenized already (as TRL would tokenize them): pass them on."""
-        if set(PAIR_COLUMNS) <= set(dataset.column_names):
-            return dataset
-        return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
 
     def compute_loss(
         self,
@@ -68,10 +62,10 @@ class HonerDPOTrainer(RunMixin, DPOTrainer):
         return_outputs: bool = False,
         num_items_in_batch: Any = None,
     ) -> Any:
-        if model.training:  # tokens/s: both sequences of each pair; trained = the answers
+        if model.training:  # tokens/s: every sequence of the batch; trained = the answers
             self._tokens_since_log += int(inputs["attention_mask"].sum())
             self._trained_since_log += int(inputs["completion_mask"].sum())
-        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)  # type: ignore[misc]
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs:
@@ -82,11 +76,45 @@ class HonerDPOTrainer(RunMixin, DPOTrainer):
             logs["trained_tokens_per_s"] = round(self._trained_since_log / elapsed, 1)
             self._tokens_since_log = self._trained_since_log = 0
             self._last_log_time = now
-        super().log(logs, start_time)
+        super().log(logs, start_time)  # type: ignore[misc]
 
     def train(self, *args: Any, **kwargs: Any) -> Any:
         self._honer_train_start = time.perf_counter()
-        return super().train(*args, **kwargs)
+        return super().train(*args, **kwargs)  # type: ignore[misc]
+
+
+class HonerDPOTrainer(_PreferenceRun, DPOTrainer):
+    """TRL's `DPOTrainer` on honer's tokenized pairs, with honer's run behaviour."""
+
+    def _prepare_dataset(
+        self, dataset: Any, processing_class: Any, args: Any, dataset_name: str
+    ) -> Any:
+        """honer's pairs are tokenized already (as TRL would tokenize them): pass them on."""
+        if set(PAIR_COLUMNS) <= set(dataset.column_names):
+            return dataset
+        return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+
+
+class HonerKTOTrainer(_PreferenceRun, KTOTrainer):
+    """TRL's `KTOTrainer` on honer's tokenized, labelled answers, with honer's run behaviour."""
+
+    def _prepare_dataset(
+        self, dataset: Any, processing_class: Any, args: Any, dataset_name: str
+    ) -> Any:
+        """honer's rows are tokenized already; only TRL's KL completions are added, as TRL adds
+        them: each micro-batch's answers rotated by one, so every prompt gets another
+        prompt's answer (the data order is fixed: `train_sampling_strategy: sequential`)."""
+        if not set(KTO_COLUMNS) <= set(dataset.column_names):
+            return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+        if not self.calculate_KL:
+            return dataset
+
+        def rotate(batch: dict[str, list]) -> dict[str, list]:
+            answers = batch["completion_ids"]
+            batch["KL_completion_ids"] = [answers[-1], *answers[:-1]]
+            return batch
+
+        return dataset.map(rotate, batched=True, batch_size=args.per_device_train_batch_size)
 
 
 def dpo_losses(cfg: Config) -> list[str]:
@@ -114,18 +142,35 @@ def dpo_arguments(cfg: Config, plan: StepPlan, has_eval: bool) -> DPOConfig:
     )
 
 
-def _check_pairs(dataset: Dataset | None, name: str) -> None:
+def kto_arguments(cfg: Config, plan: StepPlan, has_eval: bool) -> KTOConfig:
+    """The run's `KTOConfig`: honer's training arguments plus the KTO keys. The data order is
+    sequential: KTO's KL term pairs each prompt with its micro-batch neighbour's answer."""
+    return training_arguments(
+        cfg,
+        plan,
+        has_eval,
+        KTOConfig,
+        beta=cfg.rl_beta,
+        desirable_weight=cfg.kto_desirable_weight,
+        undesirable_weight=cfg.kto_undesirable_weight,
+        precompute_ref_log_probs=cfg.precompute_ref_log_probs,
+        max_length=cfg.sequence_len,
+        train_sampling_strategy="sequential",
+    )
+
+
+def _check_rows(dataset: Dataset | None, name: str, columns: tuple[str, ...]) -> None:
     if dataset is None or len(dataset) == 0:
         raise DataError(
-            f"the {name} set has no preference pairs: check `datasets` (paths, `type`) and the "
-            "filters that drop pairs (`sequence_len`); `honer preprocess` shows the counts."
+            f"the {name} set has no preference rows: check `datasets` (paths, `type`) and the "
+            "filters that drop rows (`sequence_len`); `honer preprocess` shows the counts."
         )
-    missing = set(PAIR_COLUMNS) - set(dataset.column_names)
+    missing = set(columns) - set(dataset.column_names)
     if missing:
-        raise DataError(f"the {name} set lacks the column(s) {sorted(missing)} of a pair.")
+        raise DataError(f"the {name} set lacks the column(s) {sorted(missing)}.")
 
 
-def build_dpo_trainer(
+def build_preference_trainer(
     cfg: Config,
     model: Any,
     tokenizer: PreTrainedTokenizerBase,
@@ -134,21 +179,24 @@ def build_dpo_trainer(
     console: Console | None = None,
     callbacks: list[Any] | None = None,
     ref_model: Any = None,
-) -> tuple[HonerDPOTrainer, StepPlan]:
-    """The configured DPO trainer and its step plan, without training (tests inspect these).
+) -> tuple[Any, StepPlan]:
+    """The configured DPO or KTO trainer and its step plan, without training.
 
     `ref_model` is needed only for full fine-tuning without `precompute_ref_log_probs` (see the
     module docstring); an adapter run uses its own base.
     """
-    _check_pairs(train_dataset, "training")
+    kto = cfg.rl == "kto"
+    columns = KTO_COLUMNS if kto else PAIR_COLUMNS
+    _check_rows(train_dataset, "training", columns)
     has_eval = eval_dataset is not None and len(eval_dataset) > 0
     if has_eval:
-        _check_pairs(eval_dataset, "validation")
+        _check_rows(eval_dataset, "validation", columns)
     if tokenizer.pad_token_id is None:
         raise DataError("the tokenizer has no pad token; set `special_tokens: {pad_token: ...}`.")
     plan = plan_steps(cfg, len(train_dataset), has_eval)
-    args = dpo_arguments(cfg, plan, has_eval)
-    trainer = HonerDPOTrainer(
+    args = (kto_arguments if kto else dpo_arguments)(cfg, plan, has_eval)
+    trainer_class = HonerKTOTrainer if kto else HonerDPOTrainer
+    trainer = trainer_class(
         model=model,
         ref_model=ref_model,
         args=args,
@@ -181,14 +229,20 @@ def drop_reference_adapter(model: Any) -> None:
 
 
 def pair_summary(plan: StepPlan, dataset: Dataset, cfg: Config) -> str:
-    """The line printed before training: pairs, answer tokens, steps, batch, loss."""
-    pairs = zip(dataset["chosen_ids"], dataset["rejected_ids"], strict=True)
-    answers = sum(len(c) + len(r) for c, r in pairs)
+    """The line printed before training: rows, answer tokens, loss, steps, batch."""
     eff = cfg.effective_batch_size * plan.world_size
+    if cfg.rl == "kto":
+        answers = sum(len(c) for c in dataset["completion_ids"])
+        rows = f"answers {plan.examples:,} ({sum(dataset['label']):,} desirable)"
+        loss = "kto"
+    else:
+        pairs = zip(dataset["chosen_ids"], dataset["rejected_ids"], strict=True)
+        answers = sum(len(c) + len(r) for c, r in pairs)
+        rows, loss = f"pairs {plan.examples:,}", "+".join(dpo_losses(cfg))
     return (
-        f"pairs {plan.examples:,} | answer tokens {answers:,} | loss {'+'.join(dpo_losses(cfg))} "
-        f"(beta {cfg.rl_beta}) | total steps {plan.total_steps:,} ({plan.epochs:.2f} epochs) | "
-        f"effective batch size {eff} pairs | warm-up {plan.warmup_steps} steps"
+        f"{rows} | answer tokens {answers:,} | loss {loss} (beta {cfg.rl_beta}) | total steps "
+        f"{plan.total_steps:,} ({plan.epochs:.2f} epochs) | effective batch size {eff} | "
+        f"warm-up {plan.warmup_steps} steps"
     )
 
 
@@ -204,7 +258,7 @@ def reference_model(cfg: Config, model: Any, tokenizer: Any) -> Any:
     return ref.eval()
 
 
-def train_dpo(
+def train_preference(
     cfg: Config,
     model: Any,
     tokenizer: PreTrainedTokenizerBase,
@@ -218,7 +272,7 @@ def train_dpo(
     (the adapter or model, tokenizer, `config.yml`, `metrics.jsonl`), resumable like SFT."""
     console = console or Console(highlight=False, soft_wrap=True)
     ref = reference_model(cfg, model, tokenizer)
-    trainer, plan = build_dpo_trainer(
+    trainer, plan = build_preference_trainer(
         cfg, model, tokenizer, train_dataset, eval_dataset, console, callbacks, ref_model=ref
     )
     summary = pair_summary(plan, train_dataset, cfg)
