@@ -486,3 +486,105 @@ def test_tokenize_pair_refuses_an_empty_or_equal_side() -> None:
         tokenize_pair("ab", "", "d", _NoEosTokenizer())
     with pytest.raises(FormatError, match="same tokens"):
         tokenize_pair("ab", "c", "c", _NoEosTokenizer())
+
+
+# --- KTO: one labelled answer (Axolotl's prompt_strategies/kto/{chatml,llama3}.py) -----------
+
+IM_USER = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
+IM_SYSTEM = "<|im_start|>system\n{}<|im_end|>\n"
+L3_USER = (
+    "<|start_header_id|>user<|end_header_id|>\n\n{}<|eot_id|>"
+    "<|start_header_id|>assistant<|end_header_id|>\n\n"
+)
+L3_SYSTEM = "<|start_header_id|>system<|end_header_id|>\n\n{}<|eot_id|>"
+
+KTO_CASES: dict[str, tuple[dict, str, str]] = {}
+for _family, _user, _system, _end in (
+    ("chatml", IM_USER, IM_SYSTEM, "<|im_end|>"),
+    ("llama3", L3_USER, L3_SYSTEM, "<|eot_id|>"),
+):
+    _prefix = _system.format("Be brief.")
+    KTO_CASES[f"{_family}.argilla"] = (
+        {"instruction": "Add 2 and 3", "system": "Be brief.", "completion": "5", "label": True},
+        _prefix + _user.format("Add 2 and 3"),
+        "5" + _end,
+    )
+    KTO_CASES[f"{_family}.argilla_chat"] = (
+        {"completion": CONVO_5, "label": True},
+        _user.format("Add 2 and 3"),
+        "5" + _end,
+    )
+    KTO_CASES[f"{_family}.intel"] = (
+        {"question": "Add 2 and 3", "completion": "5", "label": 1},
+        _user.format("Add 2 and 3"),
+        "5" + _end,
+    )
+    KTO_CASES[f"{_family}.prompt_pairs"] = (
+        {"prompt": "Add 2 and 3", "system": "Be brief.", "completion": "5", "label": False},
+        _prefix + _user.format("Add 2 and 3"),
+        "5" + _end,
+    )
+    KTO_CASES[f"{_family}.ultra"] = (
+        {"prompt": "Add 2 and 3", "completion": "5", "label": False},
+        _user.format("Add 2 and 3"),
+        "5" + _end,
+    )
+
+
+def test_every_kto_type_has_a_case() -> None:
+    from honer.config.schema import KTO_TYPES
+
+    assert sorted(KTO_CASES) == sorted(KTO_TYPES)
+
+
+@pytest.mark.parametrize("ds_type", sorted(KTO_CASES))
+def test_kto_type_text_ids_and_label(ds_type, tokenizer) -> None:
+    from honer.config.schema import DatasetConfig
+    from honer.data.preference import kto_texts, tokenize_kto_row
+
+    row, prompt, completion = KTO_CASES[ds_type]
+    ds = DatasetConfig(path="k.jsonl", type=ds_type)
+    assert kto_texts(row, ds) == (prompt, completion)
+    out = tokenize_kto_row(row, ds, tokenizer)
+    full = _ids(tokenizer, prompt + completion + "</s>")
+    cut = len(out["prompt_ids"])
+    assert out["prompt_ids"] == full[:cut] and out["completion_ids"] == full[cut:]
+    assert out["prompt_ids"][0] == BOS and out["completion_ids"][-1] == EOS
+    assert out["label"] is bool(row["label"])
+
+
+def test_kto_ids_equal_trls_own_tokenization(tokenizer, tmp_path) -> None:
+    from datasets import Dataset
+    from trl import KTOConfig, KTOTrainer
+
+    from honer.data.preference import tokenize_completion
+
+    texts = [(p, c) for _, p, c in KTO_CASES.values()] + [("Q: 2+3?\nA:", " 5")]
+    data = Dataset.from_dict(
+        {
+            "prompt": [t[0] for t in texts],
+            "completion": [t[1] for t in texts],
+            "label": [True] * len(texts),
+        }
+    )
+    args = KTOConfig(
+        output_dir=str(tmp_path), max_length=None, report_to="none", bf16=False, use_cpu=True
+    )
+    fake = types.SimpleNamespace(
+        _tokenizer=tokenizer, calculate_KL=False, desirable_weight=1.0, undesirable_weight=1.0
+    )
+    theirs = KTOTrainer._prepare_dataset(fake, data, tokenizer, args, "eval")
+    for i, (prompt, completion) in enumerate(texts):
+        ours = tokenize_completion(prompt, completion, tokenizer)
+        assert ours == {k: theirs[i][k] for k in ours}, texts[i]
+
+
+def test_kto_label_must_be_a_truth_value(tokenizer) -> None:
+    from honer.config.schema import DatasetConfig
+    from honer.data.preference import tokenize_kto_row
+
+    ds = DatasetConfig(path="k.jsonl", type="chatml.prompt_pairs")
+    with pytest.raises(FormatError, match="`label` must be true or false, got 'yes'"):
+        tokenize_kto_row({"prompt": "p", "completion": "c", "label": "yes"}, ds, tokenizer)
+    with pytest.raises(FormatError, match="column `label` is missing"):
+        tokenize_kto_row({"prompt": "p", "completion": "c"}, ds, tokenizer)

@@ -31,7 +31,7 @@ from honer.config.schema import PREFERENCE_TYPES, DatasetConfig
 from honer.data.formats.context import FormatContext
 from honer.data.tokenize import FormatError, TokenizerView
 
-VERSION = 1
+VERSION = 2  # 2: stricter rows (None, empty prompts, rewritten answers are errors)
 
 # Axolotl renders each answer after this user turn, then cuts the text before the answer off.
 DUMMY_USER = {"role": "user", "content": "[[dummy_message]]"}
