@@ -213,6 +213,10 @@ def test_kto_runs_and_lowers_its_loss(tiny_model_dir: Path, tmp_path: Path) -> N
     assert [r["step"] for r in train] == list(range(1, 13))
     # The policy starts as its reference: every reward is 0, so KTO's loss is 1 - sigmoid(0).
     assert train[0]["loss"] == pytest.approx(0.5, abs=1e-3)
-    assert sum(r["loss"] for r in train[-3:]) / 3 < 0.4
+    assert sum(r["loss"] for r in train[-3:]) / 3 < 0.45
+    # Rows are shuffled once when prepared, so batches mix both labels (KTO reads in order):
+    # desirable answers gain reward against the reference, undesirable ones lose it.
+    assert all("rewards/chosen" in r and "rewards/rejected" in r for r in train[1:])
+    assert train[-1]["rewards/chosen"] > 0 and train[-1]["rewards/rejected"] < -0.3
     assert (tmp_path / "out" / "adapter_model.safetensors").is_file()
     assert not (tmp_path / "out" / "ref").exists()

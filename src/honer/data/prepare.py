@@ -418,6 +418,10 @@ def prepare(cfg: Config, tokenizer: Any, dest: Path | None = None) -> PreparedDa
     train = parts[0] if len(parts) == 1 else concatenate_datasets(parts)
     if cfg.shuffle_merged_datasets and len(parts) > 1:
         train = train.shuffle(seed=cfg.resolved_data_seed)
+    elif cfg.rl == "kto" and cfg.shuffle_merged_datasets:
+        # KTO reads its rows in order (its KL term pairs micro-batch neighbours), so a file of
+        # desirable rows followed by undesirable ones would give one-sided batches: shuffle once.
+        train = train.shuffle(seed=cfg.resolved_data_seed)
     if len(train) == 0:
         raise DataError(
             "no training samples left after filtering: "
