@@ -220,3 +220,45 @@ def test_kto_runs_and_lowers_its_loss(tiny_model_dir: Path, tmp_path: Path) -> N
     assert train[-1]["rewards/chosen"] > 0 and train[-1]["rewards/rejected"] < -0.3
     assert (tmp_path / "out" / "adapter_model.safetensors").is_file()
     assert not (tmp_path / "out" / "ref").exists()
+
+
+def test_a_dpo_run_is_evaluated_and_prompted_as_it_was_trained(tiny_model_dir, tmp_path) -> None:
+    """`honer evaluate` scores the held-out pairs' chosen answers (loss, and the checks on
+    generations from their prompts); inference prompts the way the pairs were written."""
+    import honer
+    from honer.infer.prompt import PromptFormatter
+
+    extra = (
+        "adapter: lora\nlearning_rate: 0.01\nmax_steps: 4\nval_set_size: 8\n"
+        "evals:\n  checks:\n    - {type: regex, pattern: '^[0-9]+$', name: digits}\n"
+        "  max_new_tokens: 3\n"
+    )
+    cfg = honer.load_config(_config(tmp_path, tiny_model_dir, extra))
+    honer.train_model(cfg)
+    scores = honer.evaluate_model(cfg)
+    assert scores.evaluated["samples"] == 8 and scores.loss > 0
+    cases = [json.loads(x) for x in (scores.output_dir / "cases.jsonl").read_text().splitlines()]
+    assert len(cases) == 8
+    assert all(c["prompt"].startswith("user\nAdd ") for c in cases)  # ChatML, specials skipped
+    assert {c["expected"] for c in cases} <= {str(i + 1) for i in range(48)}
+    # Literal-marker formats prompt with their markers and stop at their end-of-turn token.
+    from honer.config.load import config_from_dict
+
+    literal = config_from_dict(
+        {
+            "base_model": str(tiny_model_dir),
+            "rl": "dpo",
+            "datasets": [{"path": "p.jsonl", "type": "chatml.intel"}],
+        }
+    )
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    fmt = PromptFormatter(literal, tokenizer, system="Be brief.")
+    text = fmt.text([{"role": "user", "content": "Add 2 and 3"}])
+    assert text == (
+        "<|im_start|>system\nBe brief.<|im_end|>\n"
+        "<|im_start|>user\nAdd 2 and 3<|im_end|>\n<|im_start|>assistant\n"
+    )
+    assert fmt.ids([{"role": "user", "content": "Add 2 and 3"}])[0] == 1  # BOS, as TRL
+    assert fmt.stop_ids == {2, 5}  # </s> and <|im_end|>

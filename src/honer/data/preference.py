@@ -376,3 +376,25 @@ def tokenize_kto_row(row: dict[str, Any], ds: DatasetConfig, tokenizer: Any) -> 
     """One KTO row → `prompt_ids`, `completion_ids`, `label`."""
     prompt, completion = kto_texts(row, ds)
     return {**tokenize_completion(prompt, completion, tokenizer), "label": kto_label(row)}
+
+
+# --- scoring a preference-tuned model ----------------------------------------------------------
+
+
+def preferred_answers(data: Any) -> Any:
+    """Preference rows as SFT samples (`input_ids`, `labels`) of the answer that should win:
+    the chosen one of a pair, a KTO row's answer when it is desirable. `honer evaluate` scores
+    these (loss of the preferred answers, and the `evals:` checks on generations from their
+    prompts), so a preference run is evaluated with the same machinery as an SFT run."""
+    if "completion_ids" in data.column_names:
+        data = data.filter(lambda label: bool(label), input_columns="label")
+        answer = "completion_ids"
+    else:
+        answer = "chosen_ids"
+
+    def to_sample(prompt: list[int], ids: list[int]) -> dict[str, list[int]]:
+        return {"input_ids": prompt + ids, "labels": [-100] * len(prompt) + ids}
+
+    return data.map(
+        to_sample, input_columns=["prompt_ids", answer], remove_columns=data.column_names
+    )

@@ -12,6 +12,9 @@ training code's own pieces rather than a second copy of each template:
   own BOS); `default_system_message` opens conversations without a system message, as in
   training. tests/infer/test_prompt.py checks the tokens equal the training prompt.
 - `completion` / `input_output`: the text itself (the conversation so far, joined).
+- preference formats (`rl:`): `chat_template.*` as `chat_template`; `chatml.*` / `llama3.*` with
+  their literal markers (`honer.data.preference.MARKERS`), tokenized with special tokens as
+  TRL tokenized the training prompts; generation also stops at the family's end-of-turn marker.
 
 Generation stops at EOS, at the template's end-of-turn token (`<|im_end|>` for ChatML), which
 is often not the EOS: without it a chat model talks on into an invented next turn, and at
@@ -25,11 +28,17 @@ from typing import Any
 from honer.config.schema import Config
 from honer.data.formats.alpaca import build_prompt, next_turn
 from honer.data.formats.chat_template import stop_token_ids
-from honer.data.formats.context import CHAT_TYPES, format_context
+from honer.data.formats.context import CHAT_TYPES, format_context, renders_chat
 from honer.data.tokenize import TokenizerView
 from honer.errors import DataError
 
 Message = dict[str, str]
+
+
+def _markers(family: str) -> tuple[str, str, str] | None:
+    from honer.data.preference import MARKERS
+
+    return MARKERS.get(family)
 
 
 class PromptFormatter:
@@ -39,7 +48,14 @@ class PromptFormatter:
         self.tokenizer = tokenizer
         self.dataset = cfg.datasets[0]
         self.kind = self.dataset.type
-        if system is not None and self.kind not in (*CHAT_TYPES, "alpaca"):
+        # Preference formats with literal markers (chatml.* / llama3.*): their family's markers.
+        family = self.kind.split(".", 1)[0]
+        self.markers = _markers(family) if "." in self.kind and not self.is_chat else None
+        if (
+            system is not None
+            and self.kind not in (*CHAT_TYPES, "alpaca")
+            and not (self.is_chat or self.markers)
+        ):
             raise DataError(
                 f"--system: the `{self.kind}` format has no system prompt; give the whole "
                 "prompt text instead."
@@ -55,7 +71,7 @@ class PromptFormatter:
 
     @property
     def is_chat(self) -> bool:
-        return self.kind in CHAT_TYPES
+        return renders_chat(self.kind)
 
     def text(self, messages: list[Message]) -> str:
         """The prompt text (what the model reads before it answers)."""
@@ -72,11 +88,27 @@ class PromptFormatter:
             )
         if self.kind == "alpaca":
             return self._alpaca(messages)
+        if self.markers is not None:
+            return self._literal(messages)
         return "".join(m["content"] for m in messages if m["role"] != "system")
+
+    def _literal(self, messages: list[Message]) -> str:
+        """ChatML / Llama-3 markers written out, as the preference formats wrote the prompts."""
+        assert self.markers is not None
+        system_turn, user_turn, end = self.markers
+        text = ""
+        for m in messages:
+            if m["role"] == "system":
+                text += system_turn.format(m["content"])
+            elif m["role"] == "user":
+                text += user_turn.format(m["content"])
+            else:
+                text += m["content"] + end
+        return text
 
     def ids(self, messages: list[Message]) -> list[int]:
         """Prompt token ids, with special tokens added exactly where training added them."""
-        add_special = self.kind in ("alpaca", "completion")
+        add_special = self.kind in ("alpaca", "completion") or self.markers is not None
         return self.view.encode(self.text(messages), add_special_tokens=add_special)
 
     def alpaca_ids(self, instruction: str, input_text: str = "") -> list[int]:
@@ -105,6 +137,11 @@ class PromptFormatter:
     def _stop_ids(self) -> set[int]:
         ctx = self.context
         template = ctx.chat_template if self.is_chat else None
-        return stop_token_ids(
+        stop = stop_token_ids(
             self.view, template, self.is_chat, ctx.chat_template_kwargs, ctx.eot_token_ids
         )
+        if self.markers is not None:  # the family's end-of-turn marker, when it is one token
+            ids = self.view.encode(self.markers[2], add_special_tokens=False)
+            if len(ids) == 1:
+                stop.add(ids[0])
+        return stop
