@@ -37,8 +37,12 @@ def train(
         return
     from honer.cli.console import console
     from honer.runs.train import train as run_training
+    from honer.train.parallel import end_process_group
 
     run_training(cfg, resume=resume, console=console)
+    # Only after success: a failed rank exits at once, and torchrun stops the others (a barrier
+    # here would leave it waiting for ranks that are still training).
+    end_process_group()
 
 
 def _launch(config: Path, resume: bool, num_processes: int) -> None:

@@ -324,3 +324,18 @@ def merge_sharded_fsdp_weights(checkpoint: Path, output: Path) -> list[str]:
             written.append(side)
             break
     return written
+
+
+def end_process_group() -> None:
+    """Leave a multi-process run cleanly: every rank waits for the others, then the process
+    group is destroyed before the interpreter exits. Without it, a rank's communication
+    threads (gloo, DeepSpeed's shared-memory op) could be torn down mid-exit: measured, 1 of 3
+    ZeRO-3 runs ended in `terminate called without an active exception` (SIGABRT) on rank 1
+    after the model had been saved."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
