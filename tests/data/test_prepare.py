@@ -396,3 +396,36 @@ def test_exact_deduplication_drops_repeated_samples(make_cfg, tokenizer, tmp_pat
     )
     both = load_or_prepare(cfg, tokenizer)
     assert len(both.eval) == 1 and both.stats["duplicates_dropped"] == {"train": 3, "eval": 2}
+
+
+def test_preference_rows_follow_the_length_rules(make_cfg, tokenizer, tmp_path) -> None:
+    """`min_sample_len` and `sequence_len` bound a pair's prompt + longer answer."""
+    rows = [
+        {"question": "Hi", "chosen": "a", "rejected": "b"},
+        {"question": "Add 2 and 3 " * 3, "chosen": "5", "rejected": "zebra"},
+        {"question": "Add 2 and 3", "chosen": "five " * 60, "rejected": "zebra"},
+    ]
+    data = write_rows(tmp_path / "pairs.jsonl", rows)
+    pairs = {
+        "datasets": [{"path": str(data), "type": "chatml.intel"}],
+        "rl": "dpo",
+        "sequence_len": 64,
+    }
+    every = load_or_prepare(make_cfg(**pairs), tokenizer)
+    assert len(every.train) == 2
+    assert every.stats["datasets"][0]["dropped"] == {"longer than sequence_len": 1}
+    lengths = [
+        len(p) + max(len(c), len(r))
+        for p, c, r in zip(
+            every.train["prompt_ids"],
+            every.train["chosen_ids"],
+            every.train["rejected_ids"],
+            strict=True,
+        )
+    ]
+    cut = load_or_prepare(make_cfg(**pairs, min_sample_len=max(lengths)), tokenizer)
+    assert len(cut.train) == 1
+    assert cut.stats["datasets"][0]["dropped"] == {
+        "longer than sequence_len": 1,
+        "shorter than min_sample_len": 1,
+    }

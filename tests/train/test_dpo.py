@@ -66,6 +66,7 @@ def test_dpo_lora_learns_the_preference(tiny_model_dir: Path, tmp_path: Path) ->
     assert [r["step"] for r in train] == list(range(1, 25))
     assert train[0]["loss"] == pytest.approx(0.6931, abs=1e-3)  # policy == reference: ln 2
     assert {"rewards/margins", "rewards/accuracies", "logps/chosen"} <= set(train[0])
+    assert all(r["tokens_per_s"] > 0 and r["trained_tokens_per_s"] > 0 for r in train)
     evals = _records(out, "eval")
     assert [r["step"] for r in evals] == [12, 24]
     # Held-out pairs: the margin rises from 0 and the ranking beats chance.

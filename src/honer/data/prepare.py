@@ -15,7 +15,7 @@ import hashlib
 import json
 import math
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,32 +144,27 @@ def _preference_version() -> int:
     return preference.VERSION
 
 
-def _tokenize_preference_entry(
-    raw: Dataset, cfg: Config, index: int, group: str, ds: DatasetConfig, tokenizer: Any
+def _map_entry(
+    raw: Dataset,
+    cfg: Config,
+    where: str,
+    empty: dict[str, Any],
+    tokenize: Callable[[dict[str, Any]], list[tuple[dict[str, Any] | None, str]]],
 ) -> tuple[Dataset, Counter]:
-    """Preference rows → `prompt_ids`, `chosen_ids`, `rejected_ids` (or, for KTO,
-    `prompt_ids`, `completion_ids`, `label`), by honer.data.preference.
+    """Run `tokenize` over an entry's rows (batched `datasets.map`) and keep what it kept.
 
-    `sequence_len` bounds prompt + the longer answer: with `excess_length_strategy: drop` (the
-    default) longer pairs are dropped and counted; with `truncate` they are kept and the trainer
-    cuts them to `sequence_len` from the end, as TRL's `max_length` does.
+    `tokenize(row)` gives (sample, status) pairs: a sample with the columns of `empty` and the
+    status `ok`/`truncated`, or None and why it was dropped. A `FormatError` stops preparing with
+    the entry and row, or, with `skip_bad_rows`, drops and counts the row. Returns the kept
+    samples and the count of each status.
     """
-    from honer.data import preference
-
-    ctx = format_context(cfg, ds, tokenizer)
-    view = TokenizerView(tokenizer)
-    limit = cfg.sequence_len
-    truncate = cfg.excess_length_strategy == "truncate"
-    where = f"{group}[{index}] ({ds.path})"
-    kto = cfg.rl == "kto"
-    columns = ("prompt_ids", "completion_ids", "label") if kto else PAIR_COLUMNS
 
     def tokenize_batch(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
-        out: dict[str, list] = {name: [] for name in (*columns, "status")}
+        out: dict[str, list] = {name: [] for name in (*empty, "status")}
 
-        def emit(pair: dict[str, Any] | None, status: str) -> None:
-            for name in columns:
-                out[name].append(pair[name] if pair else (False if name == "label" else []))
+        def emit(sample: dict[str, Any] | None, status: str) -> None:
+            for name, blank in empty.items():
+                out[name].append(sample[name] if sample else blank)
             out["status"].append(status)
 
         rows = [
@@ -177,10 +172,7 @@ def _tokenize_preference_entry(
         ]
         for row, idx in zip(rows, indices, strict=True):
             try:
-                if kto:
-                    pair = preference.tokenize_kto_row(row, ds, tokenizer)
-                else:
-                    pair = preference.tokenize_row(row, ds, ctx, view, tokenizer)
+                results = tokenize(row)
             except FormatError as err:
                 if not cfg.skip_bad_rows:
                     raise DataError(
@@ -189,14 +181,8 @@ def _tokenize_preference_entry(
                     ) from None
                 emit(None, f"dropped: {err}")
                 continue
-            answers = [pair[name] for name in columns[1:] if name.endswith("_ids")]
-            longest = len(pair["prompt_ids"]) + max(len(a) for a in answers)
-            if longest > limit and not truncate:
-                emit(None, "dropped: longer than sequence_len")
-            elif len(pair["prompt_ids"]) >= limit:
-                emit(None, "dropped: prompt fills sequence_len")
-            else:
-                emit(pair, "truncated" if longest > limit else "ok")
+            for sample, status in results:
+                emit(sample, status)
         return out
 
     mapped = raw.map(
@@ -211,6 +197,46 @@ def _tokenize_preference_entry(
     with _quiet_datasets():
         kept = mapped.filter(lambda s: s in ("ok", "truncated"), input_columns="status")
     return kept.remove_columns("status"), counts
+
+
+def _tokenize_preference_entry(
+    raw: Dataset, cfg: Config, index: int, group: str, ds: DatasetConfig, tokenizer: Any
+) -> tuple[Dataset, Counter]:
+    """Preference rows → `prompt_ids`, `chosen_ids`, `rejected_ids` (or, for KTO,
+    `prompt_ids`, `completion_ids`, `label`), by honer.data.preference.
+
+    `sequence_len` bounds prompt + the longer answer: with `excess_length_strategy: drop` (the
+    default) longer pairs are dropped and counted; with `truncate` they are kept and the trainer
+    cuts them to `sequence_len` from the end, as TRL's `max_length` does. `min_sample_len`
+    bounds the same length from below.
+    """
+    from honer.data import preference
+
+    ctx = format_context(cfg, ds, tokenizer)
+    view = TokenizerView(tokenizer)
+    limit = cfg.sequence_len
+    shortest = cfg.min_sample_len or 0
+    truncate = cfg.excess_length_strategy == "truncate"
+    kto = cfg.rl == "kto"
+    columns = ("prompt_ids", "completion_ids", "label") if kto else PAIR_COLUMNS
+    empty: dict[str, Any] = {name: False if name == "label" else [] for name in columns}
+
+    def tokenize(row: dict[str, Any]) -> list[tuple[dict[str, Any] | None, str]]:
+        if kto:
+            pair = preference.tokenize_kto_row(row, ds, tokenizer)
+        else:
+            pair = preference.tokenize_row(row, ds, ctx, view, tokenizer)
+        answers = [pair[name] for name in columns[1:] if name.endswith("_ids")]
+        longest = len(pair["prompt_ids"]) + max(len(a) for a in answers)
+        if longest > limit and not truncate:
+            return [(None, "dropped: longer than sequence_len")]
+        if len(pair["prompt_ids"]) >= limit:
+            return [(None, "dropped: prompt fills sequence_len")]
+        if longest < shortest:
+            return [(None, "dropped: shorter than min_sample_len")]
+        return [(pair, "truncated" if longest > limit else "ok")]
+
+    return _map_entry(raw, cfg, f"{group}[{index}] ({ds.path})", empty, tokenize)
 
 
 def _tokenize_entry(
@@ -225,56 +251,26 @@ def _tokenize_entry(
     limit = cfg.sequence_len
     shortest = cfg.min_sample_len or 0
     truncate = cfg.excess_length_strategy == "truncate"
-    skip_bad = cfg.skip_bad_rows
-    where = f"{group}[{index}] ({ds.path})"
 
-    def tokenize_batch(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
-        out: dict[str, list] = {"input_ids": [], "labels": [], "status": []}
-
-        def emit(ids: list[int], labels: list[int], status: str) -> None:
-            out["input_ids"].append(ids)
-            out["labels"].append(labels)
-            out["status"].append(status)
-
-        rows = [
-            dict(zip(batch, values, strict=True)) for values in zip(*batch.values(), strict=True)
-        ]
-        for row, idx in zip(rows, indices, strict=True):
-            try:
-                samples = module.tokenize_row(row, view, ctx)
-                if not samples:
-                    raise FormatError("the row produced no sample (empty text?)")
-                for s in samples:
-                    problem = _mask_problem(s.labels, ds, ctx)
-                    if problem:
-                        raise FormatError(problem)
-            except FormatError as err:
-                if not skip_bad:
-                    raise DataError(
-                        f"{where} row {idx}: {err}. Fix the row, or set `skip_bad_rows: true` to "
-                        "skip such rows and count them."
-                    ) from None
-                emit([], [], f"dropped: {err}")
+    def tokenize(row: dict[str, Any]) -> list[tuple[dict[str, Any] | None, str]]:
+        samples = module.tokenize_row(row, view, ctx)
+        if not samples:
+            raise FormatError("the row produced no sample (empty text?)")
+        for s in samples:
+            problem = _mask_problem(s.labels, ds, ctx)
+            if problem:
+                raise FormatError(problem)
+        results: list[tuple[dict[str, Any] | None, str]] = []
+        for s in samples:
+            if len(s.input_ids) < shortest:
+                results.append((None, "dropped: shorter than min_sample_len"))
                 continue
-            for s in samples:
-                if len(s.input_ids) < shortest:
-                    emit([], [], "dropped: shorter than min_sample_len")
-                    continue
-                emit(*fit_to_length(s.input_ids, s.labels, limit, truncate))
-        return out
+            ids, labels, status = fit_to_length(s.input_ids, s.labels, limit, truncate)
+            results.append(({"input_ids": ids, "labels": labels}, status))
+        return results
 
-    mapped = raw.map(
-        tokenize_batch,
-        batched=True,
-        with_indices=True,
-        remove_columns=raw.column_names,
-        num_proc=cfg.dataset_processes if (cfg.dataset_processes or 1) > 1 else None,
-        desc=f"Tokenizing {where}",
-    )
-    counts = Counter(mapped["status"])
-    with _quiet_datasets():
-        kept = mapped.filter(lambda s: s in ("ok", "truncated"), input_columns="status")
-    return kept.remove_columns("status"), counts
+    empty: dict[str, Any] = {"input_ids": [], "labels": []}
+    return _map_entry(raw, cfg, f"{group}[{index}] ({ds.path})", empty, tokenize)
 
 
 def _percentiles(lengths: list[int]) -> dict[str, int]:

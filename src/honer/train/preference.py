@@ -23,19 +23,17 @@ time, frozen, exactly as `honer.model.load` loaded the policy (unless
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer
 
 from honer.config.schema import Config
 from honer.errors import DataError
 from honer.train import optim
 from honer.train.args import StepPlan, plan_steps, training_arguments
-from honer.train.callbacks import ConsoleCallback, EngineReportCallback, MetricsJsonlCallback
-from honer.train.trainer import RunMixin, TrainResult, run_built
+from honer.train.callbacks import MetricsJsonlCallback
+from honer.train.trainer import RunMixin, TrainResult, attach_callbacks, run_built
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -47,13 +45,8 @@ REF_ADAPTER = "ref"
 
 
 class _PreferenceRun(RunMixin):
-    """tokens/s logging for TRL's preference trainers (their batches carry `completion_mask`)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._tokens_since_log = 0
-        self._trained_since_log = 0
-        self._last_log_time: float | None = None
+    """Counts the tokens of TRL's preference batches for `RunMixin`'s tokens/s (their batches
+    carry `completion_mask`: every sequence's tokens, and the trained answers')."""
 
     def compute_loss(
         self,
@@ -62,25 +55,10 @@ class _PreferenceRun(RunMixin):
         return_outputs: bool = False,
         num_items_in_batch: Any = None,
     ) -> Any:
-        if model.training:  # tokens/s: every sequence of the batch; trained = the answers
+        if model.training:
             self._tokens_since_log += int(inputs["attention_mask"].sum())
             self._trained_since_log += int(inputs["completion_mask"].sum())
         return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)  # type: ignore[misc]
-
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if "loss" in logs:
-            now = time.perf_counter()
-            start = self._last_log_time or getattr(self, "_honer_train_start", now)
-            elapsed = max(now - start, 1e-9)
-            logs["tokens_per_s"] = round(self._tokens_since_log / elapsed, 1)
-            logs["trained_tokens_per_s"] = round(self._trained_since_log / elapsed, 1)
-            self._tokens_since_log = self._trained_since_log = 0
-            self._last_log_time = now
-        super().log(logs, start_time)  # type: ignore[misc]
-
-    def train(self, *args: Any, **kwargs: Any) -> Any:
-        self._honer_train_start = time.perf_counter()
-        return super().train(*args, **kwargs)  # type: ignore[misc]
 
 
 class HonerDPOTrainer(_PreferenceRun, DPOTrainer):
@@ -213,12 +191,7 @@ def build_preference_trainer(
     trainer.optimizer_cls_and_kwargs = optim.optimizer_cls_and_kwargs(cfg)
     trainer.lr_policy = optim.lr_policy(cfg)
     console = console or Console(highlight=False, soft_wrap=True)
-    trainer.remove_callback(PrinterCallback)
-    trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(ConsoleCallback(console))
-    trainer.add_callback(EngineReportCallback(trainer, console))
-    for callback in callbacks or []:
-        trainer.add_callback(callback)
+    attach_callbacks(trainer, console, callbacks)
     return trainer, plan
 
 

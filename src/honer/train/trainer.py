@@ -128,6 +128,29 @@ class RunMixin:
     # honer's own LR policy (`lr_scheduler` beyond transformers' six), warm-up not included.
     lr_policy: Any = None
 
+    # Tokens since the last logged step (all non-padding, and trained): the subclass counts
+    # them per micro-batch; `log` turns them into tokens/s.
+    _tokens_since_log = 0
+    _trained_since_log = 0
+    _last_log_time: float | None = None
+    _honer_train_start: float | None = None
+
+    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+        """Every logged training step carries tokens/s and trained tokens/s since the last one."""
+        if "loss" in logs:
+            now = time.perf_counter()
+            start = self._last_log_time or self._honer_train_start or now
+            elapsed = max(now - start, 1e-9)
+            logs["tokens_per_s"] = round(self._tokens_since_log / elapsed, 1)
+            logs["trained_tokens_per_s"] = round(self._trained_since_log / elapsed, 1)
+            self._tokens_since_log = self._trained_since_log = 0
+            self._last_log_time = now
+        super().log(logs, *args, **kwargs)  # type: ignore[misc]
+
+    def train(self, *args: Any, **kwargs: Any) -> Any:
+        self._honer_train_start = time.perf_counter()
+        return super().train(*args, **kwargs)  # type: ignore[misc]
+
     def _send_telemetry(self) -> None:
         """TRL's trainers report usage to the Hub; a honer run sends nothing it was not asked
         to."""
@@ -225,9 +248,6 @@ class HonerTrainer(RunMixin, Trainer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("compute_loss_func", token_sum_loss)
         super().__init__(*args, **kwargs)
-        self._tokens_since_log = 0
-        self._trained_since_log = 0
-        self._last_log_time: float | None = None
         self._tokens_this_run = 0  # non-padding tokens of this train() call (a resume's share)
 
     # --- loss -------------------------------------------------------------------------------
@@ -305,24 +325,12 @@ class HonerTrainer(RunMixin, Trainer):
     # --- logging ----------------------------------------------------------------------------
 
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
-        if "loss" in logs:
-            now = time.perf_counter()
-            start = self._last_log_time or getattr(self, "_honer_train_start", now)
-            elapsed = max(now - start, 1e-9)
-            logs["tokens_per_s"] = round(self._tokens_since_log / elapsed, 1)
-            logs["trained_tokens_per_s"] = round(self._trained_since_log / elapsed, 1)
-            self._tokens_since_log = self._trained_since_log = 0
-            self._last_log_time = now
         if "train_runtime" in logs and self.report_tokens_per_second:
             runtime = max(float(logs["train_runtime"]), 1e-9)
             logs["train_tokens_per_second"] = round(self._tokens_this_run / runtime, 3)
         if isinstance(logs.get("eval_loss"), int | float):
             logs["eval_perplexity"] = math.exp(min(logs["eval_loss"], 700.0))
         super().log(logs, *args, **kwargs)
-
-    def train(self, *args: Any, **kwargs: Any) -> Any:
-        self._honer_train_start = time.perf_counter()
-        return super().train(*args, **kwargs)
 
 
 @dataclass
@@ -395,6 +403,17 @@ def save_final(trainer: Trainer, cfg: Config) -> list[str]:
     return [*names, CONFIG_FILE]
 
 
+def attach_callbacks(trainer: Any, console: Console, callbacks: list[Any] | None) -> None:
+    """honer's console and engine report instead of transformers' printer and progress bar,
+    then the run's own callbacks (watchdog, eval table, hub push): every trainer gets these."""
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(ConsoleCallback(console))
+    trainer.add_callback(EngineReportCallback(trainer, console))
+    for callback in callbacks or []:
+        trainer.add_callback(callback)
+
+
 def build_trainer(
     cfg: Config,
     model: Any,
@@ -462,12 +481,7 @@ def build_trainer(
     trainer.packing_stats = pack_stats
     if head_loss is not None:
         trainer.use_chunked_head(head_loss)
-    trainer.remove_callback(PrinterCallback)
-    trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(ConsoleCallback(console))
-    trainer.add_callback(EngineReportCallback(trainer, console))
-    for callback in callbacks or []:
-        trainer.add_callback(callback)
+    attach_callbacks(trainer, console, callbacks)
     return trainer, plan
 
 
