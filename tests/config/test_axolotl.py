@@ -613,6 +613,64 @@ evals_per_epoch: 4
 saves_per_epoch: 1
 weight_decay: 0.0
 """,
+    # examples/mistral/orpo/mistral-qlora-orpo.yml, as Axolotl ships it (comments dropped).
+    "mistral-qlora-orpo": """
+base_model: mistralai/Mistral-7B-v0.1
+model_type: MistralForCausalLM
+tokenizer_type: LlamaTokenizer
+load_in_8bit: false
+load_in_4bit: true
+rl: orpo
+orpo_alpha: 0.1
+remove_unused_columns: false
+chat_template: chatml
+datasets:
+  - path: argilla/ultrafeedback-binarized-preferences-cleaned
+    type: chat_template.argilla
+dataset_prepared_path: last_run_prepared
+val_set_size: 0.1
+output_dir: ./outputs/mistral-qlora-orpo-out
+adapter: qlora
+lora_model_dir:
+sequence_len: 4096
+sample_packing: false
+lora_r: 32
+lora_alpha: 16
+lora_dropout: 0.05
+lora_target_linear: true
+lora_target_modules:
+  - gate_proj
+  - down_proj
+  - up_proj
+  - q_proj
+  - v_proj
+  - k_proj
+  - o_proj
+wandb_project:
+wandb_entity:
+wandb_watch:
+wandb_name:
+wandb_log_model:
+gradient_accumulation_steps: 4
+micro_batch_size: 2
+num_epochs: 1
+optimizer: adamw_bnb_8bit
+lr_scheduler: cosine
+learning_rate: 0.0002
+bf16: auto
+tf32: false
+gradient_checkpointing: true
+resume_from_checkpoint:
+logging_steps: 1
+attn_implementation: flash_attention_2
+loss_watchdog_threshold: 5.0
+loss_watchdog_patience: 3
+warmup_ratio: 0.1
+evals_per_epoch: 4
+saves_per_epoch: 1
+weight_decay: 0.0
+special_tokens:
+""",
     "llama3-kto-qlora": """
 base_model: meta-llama/Llama-3.2-1B
 load_in_8bit: false
@@ -678,7 +736,8 @@ def test_axolotl_prompt_strategy_we_lack_is_named() -> None:
     problems = errors_of(raw)
     assert problems["datasets[0].type"] == (
         "`alpaca:jeopardy` is not an accepted value (alpaca, sharegpt, chat_template, completion, "
-        "input_output, chat_template.default, chat_template.argilla_chat, chatml.default, "
+        "input_output, chat_template.default, chat_template.argilla, chat_template.argilla_chat, "
+        "chatml.default, "
         "chatml.argilla_chat, chatml.icr, chatml.intel, chatml.prompt_pairs, chatml.ultra, "
         "llama3.default, llama3.argilla_chat, llama3.icr, llama3.intel, llama3.prompt_pairs, "
         "llama3.ultra, chatml.argilla, llama3.argilla). Did you mean `alpaca`?"

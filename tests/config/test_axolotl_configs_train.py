@@ -29,6 +29,7 @@ PLAIN = [
     "qwen2-dpo-full",
     "llama3-dpo-lora-8bit",
     "llama3-kto-qlora",
+    "mistral-qlora-orpo",
 ]
 
 
@@ -41,6 +42,21 @@ def _rows(dataset: dict, n: int = 24) -> list[dict]:
                 field: [{"role": "user", "content": f"Add {i} and 1"}],
                 dataset.get("field_chosen", "chosen"): str(i + 1),
                 dataset.get("field_rejected", "rejected"): "zebra",
+            }
+            for i in range(n)
+        ]
+    if dataset["type"] == "chat_template.argilla":  # ORPO: [user, assistant] conversations
+        return [
+            {
+                "prompt": f"Add {i} and 1",
+                "chosen": [
+                    {"role": "user", "content": f"Add {i} and 1"},
+                    {"role": "assistant", "content": str(i + 1)},
+                ],
+                "rejected": [
+                    {"role": "user", "content": f"Add {i} and 1"},
+                    {"role": "assistant", "content": "zebra"},
+                ],
             }
             for i in range(n)
         ]

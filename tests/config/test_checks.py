@@ -32,7 +32,16 @@ DPO = {"rl": "dpo", **PAIRS}
 CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("pairs without rl", PAIRS, "datasets[0].type", "is a preference format: set `rl: dpo`"),
     ("dpo loss without rl", {"dpo_loss_type": ["sigmoid"]}, "dpo_loss_type", "applies to `rl:"),
-    ("rl not yet", {"rl": "orpo"}, "rl", "`orpo` is not supported yet: honer runs `dpo`, `ipo`"),
+    ("rl not yet", {"rl": "grpo"}, "rl", "`grpo` is not supported yet: honer runs `dpo`, `ipo`"),
+    ("simpo key without rl", {"cpo_alpha": 0.0}, "cpo_alpha", "applies to `rl: simpo` runs only"),
+    ("orpo key on dpo", {**DPO, "orpo_alpha": 0.2}, "orpo_alpha", "`rl: orpo` only, not `dpo`"),
+    ("simpo key on orpo", {**DPO, "rl": "orpo", "simpo_gamma": 1.0}, "simpo_gamma", "not `orpo`"),
+    (
+        "precompute without a reference",
+        {**DPO, "rl": "simpo", "precompute_ref_log_probs": True},
+        "precompute_ref_log_probs",
+        "has no reference model, so there is nothing to precompute",
+    ),
     ("rl on sft data", {"rl": "dpo"}, "datasets[0].type", "`alpaca` is not such a format"),
     (
         "kto batch of one",

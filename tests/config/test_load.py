@@ -165,12 +165,12 @@ def test_val_set_size_row_count_is_accepted() -> None:
 
 
 def test_axolotl_keys_we_lack_name_the_feature() -> None:
-    problems = errors_of({**MINIMAL, "trl": {"beta": 0.1}, "orpo_alpha": 0.1, "qat": {"x": 1}})
+    problems = errors_of({**MINIMAL, "trl": {"beta": 0.1}, "rpo_alpha": 0.1, "qat": {"x": 1}})
     assert problems["trl"].startswith(
-        "Axolotl's `trl` (preference and RL training) is not supported: honer runs DPO, IPO and KTO"
+        "Axolotl's `trl` (preference and RL training) is not supported: honer runs DPO, IPO, KTO"
     )
     # A real Axolotl key is never "corrected" into a look-alike of ours (`lora_alpha`).
-    assert "Did you mean" not in problems["orpo_alpha"]
+    assert "Did you mean" not in problems["rpo_alpha"]
     assert problems["qat"].startswith("Axolotl's `qat` (quantization methods) is not supported")
 
 
@@ -184,8 +184,8 @@ def test_alias_and_its_target_together_is_an_error() -> None:
 
 
 def test_all_problems_are_reported_at_once() -> None:
-    problems = errors_of({**MINIMAL, "lora_alpah": 1, "orpo_alpha": 1, "sequence_len": 1})
-    assert set(problems) == {"lora_alpah", "orpo_alpha", "sequence_len"}
+    problems = errors_of({**MINIMAL, "lora_alpah": 1, "rpo_alpha": 1, "sequence_len": 1})
+    assert set(problems) == {"lora_alpah", "rpo_alpha", "sequence_len"}
 
 
 def test_required_keys() -> None:

@@ -61,6 +61,23 @@ CASES: dict[str, tuple[dict[str, Any], str, str, str, int, list[str], list[str]]
         CHATML_5,
         CHATML_ZEBRA,
     ),
+    # ORPO's `chat_template.argilla` (Axolotl's orpo strategy): argilla_chat's conversations
+    # after the row's `system` turn.
+    "chat_template.argilla": (
+        {
+            "system": "Be brief.",
+            "prompt": "Add 2 and 3",
+            "chosen": CONVO_5,
+            "rejected": CONVO_ZEBRA,
+        },
+        "<|im_start|>system\nBe brief.<|im_end|>\n"
+        "<|im_start|>user\nAdd 2 and 3<|im_end|>\n<|im_start|>assistant\n",
+        "5<|im_end|>",
+        "zebra<|im_end|>",
+        0,
+        CHATML_5,
+        CHATML_ZEBRA,
+    ),
     "chat_template.argilla_chat": (
         {"chosen": CONVO_5, "rejected": CONVO_ZEBRA},
         "<|im_start|>user\nAdd 2 and 3<|im_end|>\n<|im_start|>assistant\n",

@@ -93,6 +93,57 @@ def test_ipo_runs_and_lowers_its_loss(tiny_model_dir: Path, tmp_path: Path) -> N
     assert losses[-1] < losses[0] * 0.8
 
 
+def test_orpo_learns_the_preference_without_a_reference(tiny_model_dir: Path, tmp_path) -> None:
+    import math
+
+    import honer
+
+    extra = (
+        "adapter: lora\nlora_target_linear: true\nlearning_rate: 0.01\nmax_steps: 16\n"
+        "orpo_alpha: 0.2\nval_set_size: 8\neval_steps: 16\nwarmup_steps: 2\n"
+    )
+    cfg = honer.load_config(_config(tmp_path, tiny_model_dir, extra, rl="orpo"))
+    honer.train_model(cfg)
+    out = tmp_path / "out"
+    train = _records(out, "train")
+    first = train[0]
+    # TRL's ORPO loss: the chosen answers' NLL minus orpo_alpha x log sigmoid(log odds ratio).
+    assert first["loss"] == pytest.approx(
+        first["nll_loss"] - 0.2 * first["log_odds_ratio"], rel=1e-4
+    )
+    assert train[-1]["loss"] < first["loss"] - 0.5  # mostly the NLL of a random-init model
+    assert train[-1]["rewards/margins"] > first["rewards/margins"]
+    assert all(r["tokens_per_s"] > 0 for r in train)
+    (evaluation,) = _records(out, "eval")
+    assert evaluation["eval_rewards/accuracies"] >= 0.75
+    assert evaluation["eval_rewards/margins"] > 0
+    assert (out / "adapter_model.safetensors").is_file()
+    assert not (out / "ref").exists()
+    assert math.isfinite(evaluation["eval_loss"])
+
+
+def test_simpo_runs_and_lowers_its_loss(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import math
+
+    import honer
+
+    extra = (
+        "adapter: lora\nlora_target_linear: true\nlearning_rate: 0.01\nmax_steps: 12\n"
+        "micro_batch_size: 1\nrl_beta: 2.0\nsimpo_gamma: 0.5\ncpo_alpha: 0.25\n"
+    )
+    cfg = honer.load_config(_config(tmp_path, tiny_model_dir, extra, rl="simpo"))
+    honer.train_model(cfg)
+    train = _records(tmp_path / "out", "train")
+    first = train[0]
+    # One pair per step: loss = -log sigmoid(beta (avg logp chosen - avg logp rejected) - gamma)
+    # + cpo_alpha x NLL, where rewards/margins is beta (avg logp chosen - avg logp rejected).
+    expected = -math.log(1 / (1 + math.exp(-(first["rewards/margins"] - 0.5))))
+    assert first["loss"] == pytest.approx(expected + 0.25 * first["nll_loss"], rel=1e-4)
+    early = sum(r["loss"] for r in train[:4]) / 4
+    late = sum(r["loss"] for r in train[-4:]) / 4
+    assert late < early * 0.8
+
+
 def test_full_fine_tuning_dpo_uses_a_frozen_reference(tiny_model_dir: Path, tmp_path) -> None:
     import honer
 

@@ -30,11 +30,9 @@ def summary_lines(cfg: Config) -> list[str]:
         f"adapter:          {adapter}",
     ]
     if cfg.rl is not None:
-        default = {"ipo": ["ipo"], "kto": ["kto"]}.get(cfg.rl, ["sigmoid"])
-        losses = cfg.dpo_loss_type or default
         lines.append(
-            f"training:         preference tuning, {cfg.rl.upper()} (loss {'+'.join(losses)}, "
-            f"beta {cfg.rl_beta:g})"
+            f"training:         preference tuning, {cfg.rl.upper()} "
+            f"(loss {'+'.join(cfg.rl_losses)}, {cfg.rl_strength})"
         )
     lines.append("datasets:")
     for i, ds in enumerate(cfg.datasets):

@@ -159,9 +159,6 @@ FAMILIES: tuple[Family, ...] = (
             "dpo_generate_during_eval",
             "dpo_use_liger_kernel",
             "rpo_alpha",
-            "orpo_alpha",
-            "simpo_gamma",
-            "cpo_alpha",
             "reward_model",
             "process_reward_model",
             "center_rewards_coefficient",
@@ -172,7 +169,8 @@ FAMILIES: tuple[Family, ...] = (
             "max_prompt_len",
         ),
         "refused",
-        "honer runs DPO, IPO and KTO (`rl: dpo|ipo|kto`, `rl_beta`, `dpo_loss_type`); these "
+        "honer runs DPO, IPO, KTO, ORPO and SimPO (`rl: dpo|ipo|kto|orpo|simpo`, `rl_beta`, "
+        "`dpo_loss_type`, `orpo_alpha`, `simpo_gamma`, `cpo_alpha`); these "
         "preference and RL settings are not supported yet: remove the key, or train this stage "
         "with Axolotl or TRL",
     ),

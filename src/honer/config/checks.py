@@ -9,7 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from honer.config.schema import KTO_TYPES, PREFERENCE_TYPES, RL_SUPPORTED, Config
+from honer.config.schema import (
+    KTO_TYPES,
+    PREFERENCE_TYPES,
+    REFERENCE_FREE,
+    RL_SUPPORTED,
+    Config,
+)
 
 Problem = tuple[str, str]
 
@@ -465,12 +471,20 @@ def _preference(cfg: Config) -> Iterator[Problem]:
         for key in ("dpo_loss_type", "dpo_loss_weights"):
             if getattr(cfg, key) is not None:
                 yield key, "applies to `rl: dpo` / `rl: ipo` runs only."
+        for key, method in (
+            ("orpo_alpha", "orpo"),
+            ("simpo_gamma", "simpo"),
+            ("cpo_alpha", "simpo"),
+        ):
+            if getattr(cfg, key) is not None:
+                yield key, f"applies to `rl: {method}` runs only."
         return
     if cfg.rl not in RL_SUPPORTED:
         yield (
             "rl",
-            f"`{cfg.rl}` is not supported yet: honer runs `dpo`, `ipo` and `kto`; train this "
-            "stage with Axolotl or TRL.",
+            f"`{cfg.rl}` is not supported yet: honer runs "
+            + ", ".join(f"`{name}`" for name in RL_SUPPORTED)
+            + "; train this stage with Axolotl or TRL.",
         )
         return
     kto = cfg.rl == "kto"
@@ -485,15 +499,13 @@ def _preference(cfg: Config) -> Iterator[Problem]:
                     f"`rl: {cfg.rl}` trains on {what}; `{ds.type}` is not such a format: use one "
                     "of " + ", ".join(wanted) + ".",
                 )
+    yield from _method_keys(cfg)
     if kto:
         if cfg.micro_batch_size < 2:
             yield (
                 "micro_batch_size",
                 "KTO estimates its KL term from the other answers of the micro-batch: use 2 or more.",
             )
-        for key in ("dpo_loss_type", "dpo_loss_weights", "dpo_use_weighting"):
-            if getattr(cfg, key):
-                yield key, "applies to `rl: dpo` / `rl: ipo`, not `kto`."
     elif cfg.kto_desirable_weight != 1.0 or cfg.kto_undesirable_weight != 1.0:
         yield "kto_desirable_weight", "applies to `rl: kto` only."
     losses = cfg.dpo_loss_type or []
@@ -522,6 +534,27 @@ def _preference(cfg: Config) -> Iterator[Problem]:
     for key, why in unsupported.items():
         if getattr(cfg, key, None):
             yield key, f"`{key}` {why}."
+
+
+def _method_keys(cfg: Config) -> Iterator[Problem]:
+    """Each preference method's own keys are refused under another method: they would parse and
+    change nothing."""
+    dpo_keys = ("dpo_loss_type", "dpo_loss_weights", "dpo_use_weighting")
+    if cfg.rl not in ("dpo", "ipo"):
+        for key in dpo_keys:
+            if getattr(cfg, key):
+                yield key, f"applies to `rl: dpo` / `rl: ipo`, not `{cfg.rl}`."
+    if cfg.rl != "orpo" and cfg.orpo_alpha is not None:
+        yield "orpo_alpha", f"applies to `rl: orpo` only, not `{cfg.rl}`."
+    if cfg.rl != "simpo":
+        for key in ("simpo_gamma", "cpo_alpha"):
+            if getattr(cfg, key) is not None:
+                yield key, f"applies to `rl: simpo` only, not `{cfg.rl}`."
+    if cfg.rl in REFERENCE_FREE and cfg.precompute_ref_log_probs:
+        yield (
+            "precompute_ref_log_probs",
+            f"`rl: {cfg.rl}` has no reference model, so there is nothing to precompute: remove it.",
+        )
 
 
 CHECKS: list[Callable[[Config], Iterator[Problem]]] = [

@@ -21,6 +21,7 @@ SFT_TYPES = ("alpaca", "sharegpt", "chat_template", "completion", "input_output"
 # (honer.data.preference renders each one's prompt / chosen / rejected text).
 PREFERENCE_TYPES = (
     "chat_template.default",
+    "chat_template.argilla",
     "chat_template.argilla_chat",
     *(
         f"{family}.{kind}"
@@ -38,7 +39,9 @@ DatasetType = Literal[  # type: ignore[valid-type]
     (*SFT_TYPES, *PREFERENCE_TYPES, *(t for t in KTO_TYPES if t not in PREFERENCE_TYPES))
 ]
 RlKind = Literal["dpo", "ipo", "orpo", "kto", "simpo", "grpo"]
-RL_SUPPORTED = ("dpo", "ipo", "kto")
+RL_SUPPORTED = ("dpo", "ipo", "kto", "orpo", "simpo")
+# Preference losses that need no reference model (TRL's ORPOTrainer / CPOTrainer).
+REFERENCE_FREE = ("orpo", "simpo")
 BuiltinChatTemplate = Literal["chatml", "llama3", "mistral", "alpaca", "vicuna"]
 # Axolotl's named chat templates (its `ChatTemplate` enum), each shipped as a .jinja file under
 # honer/data/formats/chat_templates/ (a test checks the two lists agree). Named here, not read
@@ -556,12 +559,31 @@ class Config(_Section):
     # --- preference tuning (rl) ---------------------------------------------------------------
     rl: RlKind | None = Field(
         None,
-        description="Preference tuning instead of SFT: `dpo`, `ipo` (DPO with the IPO loss) on "
-        "preference pairs (`type: chat_template.default`, `chatml.*`, `llama3.*`), or `kto` on "
-        "single answers labelled desirable or not (`chatml.*`, `llama3.*`).",
+        description="Preference tuning instead of SFT: `dpo`, `ipo` (DPO with the IPO loss), "
+        "`orpo` or `simpo` (no reference model) on preference pairs (`type: "
+        "chat_template.default`, `chatml.*`, `llama3.*`), or `kto` on single answers labelled "
+        "desirable or not (`chatml.*`, `llama3.*`).",
     )
     rl_beta: float = Field(
-        0.1, gt=0, description="DPO's beta: how far the policy may move from the reference."
+        0.1,
+        gt=0,
+        description="DPO's beta: how far the policy may move from the reference (SimPO: the "
+        "reward scale; ORPO: the odds-ratio weight unless `orpo_alpha` is set).",
+    )
+    orpo_alpha: float | None = Field(
+        None,
+        gt=0,
+        description="ORPO: weight of the odds-ratio term beside the chosen answers' NLL "
+        "(TRL's `beta`; default `rl_beta`, 0.1).",
+    )
+    simpo_gamma: float | None = Field(
+        None, ge=0, description="SimPO: the target reward margin (default 0.5)."
+    )
+    cpo_alpha: float | None = Field(
+        None,
+        ge=0,
+        description="SimPO: weight of the chosen answers' NLL added to the loss (TRL's and "
+        "Axolotl's default 1.0; 0 is the SimPO paper's loss).",
     )
     dpo_loss_type: list[str] | None = Field(
         None,
@@ -866,6 +888,36 @@ class Config(_Section):
         if fc.offload_params:
             words.append("offload")
         return words
+
+    @property
+    def rl_losses(self) -> list[str]:
+        """The preference run's loss names: `dpo_loss_type` (TRL's DPO names, default
+        `sigmoid`, `ipo` for `rl: ipo`), else the method's own (`kto`, `orpo`, `simpo`)."""
+        if self.rl in ("dpo", "ipo"):
+            return list(self.dpo_loss_type or (["ipo"] if self.rl == "ipo" else ["sigmoid"]))
+        return [self.rl] if self.rl else []
+
+    @property
+    def orpo_weight(self) -> float:
+        """ORPO's odds-ratio weight: `orpo_alpha`, else `rl_beta` (as Axolotl maps them)."""
+        return self.orpo_alpha if self.orpo_alpha is not None else self.rl_beta
+
+    @property
+    def rl_strength(self) -> str:
+        """The preference run's strength settings, as printed before training."""
+        if self.rl == "orpo":
+            return f"odds-ratio weight {self.orpo_weight:g}"
+        if self.rl == "simpo":
+            gamma, nll = self.simpo_settings
+            return f"beta {self.rl_beta:g}, gamma {gamma:g}, NLL × {nll:g}"
+        return f"beta {self.rl_beta:g}"
+
+    @property
+    def simpo_settings(self) -> tuple[float, float]:
+        """SimPO's (gamma, NLL weight): `simpo_gamma` (default 0.5) and `cpo_alpha` (default
+        1.0, TRL's and Axolotl's)."""
+        gamma = 0.5 if self.simpo_gamma is None else self.simpo_gamma
+        return gamma, 1.0 if self.cpo_alpha is None else self.cpo_alpha
 
     @property
     def effective_batch_size(self) -> int:

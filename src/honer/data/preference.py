@@ -239,15 +239,20 @@ def _answer_text(
 def _templated(
     kind: str, row: dict[str, Any], ds: DatasetConfig, ctx: FormatContext, view: TokenizerView
 ) -> Texts:
-    """Axolotl's `chat_template.default` / `chat_template.argilla_chat` strings."""
+    """Axolotl's `chat_template.default` / `chat_template.argilla_chat` strings, and its ORPO
+    `chat_template.argilla` (argilla_chat's conversations, after the `system` column's turn
+    when the row has one)."""
     read = _Messages(ds)
     chosen_field, rejected_field = ds.field_chosen or "chosen", ds.field_rejected or "rejected"
     chosen_raw, rejected_raw = _field(row, chosen_field), _field(row, rejected_field)
-    if kind == "argilla_chat":  # the prompt is the chosen conversation less its last message
+    if kind in ("argilla", "argilla_chat"):  # the prompt: the chosen conversation less its end
         for raw, field in ((chosen_raw, chosen_field), (rejected_raw, rejected_field)):
             if not isinstance(raw, list):
                 raise FormatError(f"`{field}` must be a list of messages (a conversation)")
         messages = read.prompt(chosen_raw[:-1], chosen_field)
+        system = row.get("system") if kind == "argilla" else None
+        if system:
+            messages = [{"role": "system", "content": _text(system, "system")}, *messages]
     else:
         field = ds.field_messages or "messages"
         messages = read.prompt(_field(row, field), field)

@@ -32,7 +32,21 @@ _TRAIN_KEYS = {
 }
 
 
-_PAIR_PREFIXES = ("rewards/", "logps/", "logits/")
+# Preference and RL runs' own metrics: DPO/KTO/ORPO/SimPO (rewards/…, logps/…, logits/…,
+# nll_loss, log_odds_ratio, kl), GRPO (reward, reward_std, rewards/<check>/mean,
+# completions/…, entropy, frac_reward_zero_std, clip_ratio/…).
+_PAIR_PREFIXES = (
+    "reward",
+    "logps/",
+    "logits/",
+    "nll_loss",
+    "log_odds_",
+    "kl",
+    "completions/",
+    "entropy",
+    "frac_reward",
+    "clip_ratio",
+)
 
 
 def _number(value: Any) -> Any:
@@ -52,7 +66,6 @@ def metrics_record(logs: dict[str, Any], step: int, epoch: float | None) -> dict
         record.update(
             {ours: _number(logs[theirs]) for theirs, ours in _TRAIN_KEYS.items() if theirs in logs}
         )
-        # Preference runs (DPO): rewards/chosen, rewards/margins, rewards/accuracies, logps/...
         record.update({k: _number(v) for k, v in logs.items() if k.startswith(_PAIR_PREFIXES)})
     elif any(k.startswith("eval_") for k in logs):
         record = {"kind": "eval", **base}

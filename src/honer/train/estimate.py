@@ -60,6 +60,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from honer.config.schema import REFERENCE_FREE
 from honer.errors import ModelError
 
 if TYPE_CHECKING:
@@ -369,7 +370,9 @@ def estimate(cfg: Config, shape: Shape, t: Tensors, processes: int = 1) -> Estim
         notes.append(f"weights offloaded to CPU memory: {human(weights)} there.")
         weights = 0.0
     reference = 0.0
-    if cfg.rl and not cfg.adapter and not cfg.precompute_ref_log_probs:
+    if cfg.rl in REFERENCE_FREE:
+        notes.append(f"{cfg.rl.upper()}: no reference model.")
+    elif cfg.rl and not cfg.adapter and not cfg.precompute_ref_log_probs:
         reference = parts.total  # a frozen second copy of the base: no gradients, no state
         notes.append(f"{cfg.rl.upper()}: the frozen reference model, {human(reference)}.")
     elif cfg.rl:

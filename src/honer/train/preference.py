@@ -1,5 +1,6 @@
 """Preference tuning (`rl: dpo` / `rl: ipo` / `rl: kto`): TRL's `DPOTrainer` and
-`KTOTrainer`, run the honer way.
+`KTOTrainer`, run the honer way (`rl: orpo` / `rl: simpo`, which need no reference model, are
+built by `honer.train.reference_free` and run by the same `train_preference`).
 
 Composition, not a copy: TRL computes the DPO losses and metrics; honer brings what a run needs
 around them, through `RunMixin` and the same helpers the SFT trainer uses:
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer
 
-from honer.config.schema import Config
+from honer.config.schema import REFERENCE_FREE, Config
 from honer.errors import DataError
 from honer.train import optim
 from honer.train.args import StepPlan, plan_steps, training_arguments
@@ -95,11 +96,6 @@ class HonerKTOTrainer(_PreferenceRun, KTOTrainer):
         return dataset.map(rotate, batched=True, batch_size=args.per_device_train_batch_size)
 
 
-def dpo_losses(cfg: Config) -> list[str]:
-    """TRL's loss names for the run: `dpo_loss_type`, else `sigmoid` (DPO) / `ipo`."""
-    return list(cfg.dpo_loss_type or (["ipo"] if cfg.rl == "ipo" else ["sigmoid"]))
-
-
 def dpo_arguments(cfg: Config, plan: StepPlan, has_eval: bool) -> DPOConfig:
     """The run's `DPOConfig`: honer's training arguments plus the DPO keys."""
     return training_arguments(
@@ -108,7 +104,7 @@ def dpo_arguments(cfg: Config, plan: StepPlan, has_eval: bool) -> DPOConfig:
         has_eval,
         DPOConfig,
         beta=cfg.rl_beta,
-        loss_type=dpo_losses(cfg),
+        loss_type=cfg.rl_losses,
         loss_weights=cfg.dpo_loss_weights,
         label_smoothing=cfg.dpo_label_smoothing,
         use_weighting=cfg.dpo_use_weighting,
@@ -158,7 +154,7 @@ def build_preference_trainer(
     callbacks: list[Any] | None = None,
     ref_model: Any = None,
 ) -> tuple[Any, StepPlan]:
-    """The configured DPO or KTO trainer and its step plan, without training.
+    """The configured DPO, KTO, ORPO or SimPO trainer and its step plan, without training.
 
     `ref_model` is needed only for full fine-tuning without `precompute_ref_log_probs` (see the
     module docstring); an adapter run uses its own base.
@@ -172,17 +168,30 @@ def build_preference_trainer(
     if tokenizer.pad_token_id is None:
         raise DataError("the tokenizer has no pad token; set `special_tokens: {pad_token: ...}`.")
     plan = plan_steps(cfg, len(train_dataset), has_eval)
-    args = (kto_arguments if kto else dpo_arguments)(cfg, plan, has_eval)
-    trainer_class = HonerKTOTrainer if kto else HonerDPOTrainer
-    trainer = trainer_class(
-        model=model,
-        ref_model=ref_model,
-        args=args,
-        train_dataset=train_dataset,
-        eval_dataset=eval_dataset if has_eval else None,
-        processing_class=tokenizer,
-        callbacks=[MetricsJsonlCallback(cfg.output_dir)],
-    )
+    if cfg.rl in REFERENCE_FREE:
+        from honer.train.reference_free import reference_free_trainer
+
+        trainer = reference_free_trainer(
+            cfg,
+            model,
+            tokenizer,
+            train_dataset,
+            eval_dataset if has_eval else None,
+            plan,
+            callbacks=[MetricsJsonlCallback(cfg.output_dir)],
+        )
+    else:
+        args = (kto_arguments if kto else dpo_arguments)(cfg, plan, has_eval)
+        trainer_class = HonerKTOTrainer if kto else HonerDPOTrainer
+        trainer = trainer_class(
+            model=model,
+            ref_model=ref_model,
+            args=args,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset if has_eval else None,
+            processing_class=tokenizer,
+            callbacks=[MetricsJsonlCallback(cfg.output_dir)],
+        )
     peft_config = getattr(trainer.model, "peft_config", {})
     if REF_ADAPTER in peft_config and cfg.lora_model_dir is None:
         # A fresh adapter is zero at the start: the base with adapters disabled is the same
@@ -211,9 +220,9 @@ def pair_summary(plan: StepPlan, dataset: Dataset, cfg: Config) -> str:
     else:
         pairs = zip(dataset["chosen_ids"], dataset["rejected_ids"], strict=True)
         answers = sum(len(c) + len(r) for c, r in pairs)
-        rows, loss = f"pairs {plan.examples:,}", "+".join(dpo_losses(cfg))
+        rows, loss = f"pairs {plan.examples:,}", "+".join(cfg.rl_losses)
     return (
-        f"{rows} | answer tokens {answers:,} | loss {loss} (beta {cfg.rl_beta}) | total steps "
+        f"{rows} | answer tokens {answers:,} | loss {loss} ({cfg.rl_strength}) | total steps "
         f"{plan.total_steps:,} ({plan.epochs:.2f} epochs) | effective batch size {eff} | "
         f"warm-up {plan.warmup_steps} steps"
     )
@@ -223,6 +232,8 @@ def reference_model(cfg: Config, model: Any, tokenizer: Any) -> Any:
     """The frozen reference a full fine-tune needs (None for adapters or precomputed log-probs),
     loaded exactly as the policy was (dtype, quantization, resized embeddings)."""
     if getattr(model, "peft_config", None) or cfg.precompute_ref_log_probs:
+        return None
+    if cfg.rl in REFERENCE_FREE:  # ORPO and SimPO compare the policy's own log-probs
         return None
     from honer.model.load import load_model
 
