@@ -30,7 +30,29 @@ PLAIN = [
     "llama3-dpo-lora-8bit",
     "llama3-kto-qlora",
     "mistral-qlora-orpo",
+    "llama3-gdpo",
 ]
+
+# The GDPO example's Python (`rwd.py`, which Axolotl's users write beside the config): a stand-in
+# with the same names and TRL's signatures.
+RWD = """
+def gsm8k_transform(cfg, *args, **kwargs):
+    def transform_fn(example, tokenizer=None):
+        return {
+            "prompt": [{"role": "user", "content": example["question"]}],
+            "answer": example["answer"].split("####")[-1].strip(),
+        }
+
+    return transform_fn, {"remove_columns": ["question"]}
+
+
+def format_reward(completions, **kwargs):
+    return [float(len(c[0]["content"]) < 40) for c in completions]
+
+
+def correctness_reward(completions, answer, **kwargs):
+    return [float(a in c[0]["content"]) for c, a in zip(completions, answer)]
+"""
 
 
 def _rows(dataset: dict, n: int = 24) -> list[dict]:
@@ -60,6 +82,8 @@ def _rows(dataset: dict, n: int = 24) -> list[dict]:
             }
             for i in range(n)
         ]
+    if dataset["type"] == "rwd.gsm8k_transform":  # GRPO: GSM8K's columns
+        return [{"question": f"Add {i} and 1", "answer": f"{i} + 1 #### {i + 1}"} for i in range(n)]
     if dataset["type"] == "llama3.ultra":  # KTO: one answer, labelled
         return [
             {
@@ -106,6 +130,8 @@ def _localised(name: str, tiny: Path, tmp: Path) -> Path:
         # A random-init model starts at ln(vocab) = 7.6, above the threshold of 5 written for a
         # pretrained one: keep the watchdog on, with room for the untrained start.
         raw["loss_watchdog_threshold"] = 20.0
+    if raw.get("trl", {}).get("max_completion_length", 0) >= raw["sequence_len"]:
+        raw["trl"]["max_completion_length"] = 16  # room for the prompt; fast on two cores
     raw.pop("hub_model_id", None)  # pushing is tests/runs/test_hub.py's job (a local stub)
     path = tmp / f"{name}.yml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -117,6 +143,7 @@ def _localised(name: str, tiny: Path, tmp: Path) -> Path:
 FAMILY_TOKENS = {
     "gemma3-eot": ["<start_of_turn>", "<end_of_turn>"],
     "llama3-kto-qlora": ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"],
+    "llama3-gdpo": ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|end_of_text|>"],
     "llama3-dpo-lora-8bit": [
         "<|start_header_id|>",
         "<|end_header_id|>",
@@ -143,9 +170,15 @@ def _stand_in(name: str, tiny: Path, tmp: Path) -> Path:
 
 
 @pytest.mark.parametrize("name", PLAIN)
-def test_axolotl_style_config_trains(name: str, tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_axolotl_style_config_trains(
+    name: str, tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import honer
 
+    if name == "llama3-gdpo":
+        (tmp_path / "rwd.py").write_text(RWD)
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.syspath_prepend(str(tmp_path))
     base = _stand_in(name, tiny_model_dir, tmp_path)
     cfg = honer.load_config(_localised(name, base, tmp_path))
     run = honer.train_model(cfg)
@@ -156,10 +189,16 @@ def test_axolotl_style_config_trains(name: str, tiny_model_dir: Path, tmp_path: 
         if json.loads(line).get("kind") == "train"
     ]
     assert [s["step"] for s in steps] == [1, 2, 3]
-    assert all(s["loss"] == s["loss"] and s["loss"] > 0 for s in steps)  # finite, not NaN
+    assert all(s["loss"] == s["loss"] for s in steps)  # not NaN
+    if cfg.rl not in ("grpo", "gdpo"):  # a policy-gradient loss may be 0 or below
+        assert all(s["loss"] > 0 for s in steps)
     if cfg.rl == "dpo":  # the policy starts equal to its reference
         assert steps[0]["loss"] == pytest.approx(0.6931, abs=1e-3)
         assert "rewards/margins" in steps[0]
+    if cfg.rl == "gdpo":  # both Python rewards scored every step, and the KL is logged
+        assert {"rewards/format_reward/mean", "rewards/correctness_reward/mean", "kl"} <= set(
+            steps[0]
+        )
     saved = tmp_path / "out"
     weights = "adapter_model.safetensors" if cfg.adapter else "model.safetensors"
     assert (saved / weights).is_file()

@@ -29,10 +29,118 @@ CHAT = {"datasets": [{"path": "d.jsonl", "type": "chat_template"}]}
 # (case id, keys added to BASE, expected key path, fragment of the message)
 PAIRS = {"datasets": [{"path": "p.jsonl", "type": "chat_template.default"}]}
 DPO = {"rl": "dpo", **PAIRS}
+GRPO = {
+    "rl": "grpo",
+    "micro_batch_size": 4,
+    "datasets": [{"path": "p.jsonl", "type": "prompt"}],
+    "trl": {"num_generations": 4, "reward_funcs": [{"type": "json"}]},
+}
 CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("pairs without rl", PAIRS, "datasets[0].type", "is a preference format: set `rl: dpo`"),
     ("dpo loss without rl", {"dpo_loss_type": ["sigmoid"]}, "dpo_loss_type", "applies to `rl:"),
-    ("rl not yet", {"rl": "grpo"}, "rl", "`grpo` is not supported yet: honer runs `dpo`, `ipo`"),
+    ("trl without rl", {"trl": {"reward_funcs": ["evals"]}}, "trl", "set `rl: grpo` to use them"),
+    (
+        "transform without grpo",
+        {"datasets": [{"path": "d.jsonl", "type": "prompt", "transform": "rwd.to_prompt"}]},
+        "datasets[0].transform",
+        "prompt transforms are for `rl: grpo` data",
+    ),
+    ("trl on dpo", {**DPO, "trl": {"reward_funcs": ["evals"]}}, "trl", "`rl: dpo` does not use"),
+    ("grpo on pairs", {**GRPO, **PAIRS}, "datasets[0].type", "is not a prompt format"),
+    (
+        "transform on a chat type",
+        {**GRPO, "datasets": [{"path": "d.jsonl", "type": "chat_template", "transform": "m.f"}]},
+        "datasets[0].transform",
+        "applies to `type: prompt` rows",
+    ),
+    ("grpo without trl", {**GRPO, "trl": None}, "trl", "needs a `trl:` section"),
+    (
+        "grpo precompute",
+        {**GRPO, "precompute_ref_log_probs": True},
+        "precompute_ref_log_probs",
+        "generates its answers while training",
+    ),
+    (
+        "evals reward without evals",
+        {**GRPO, "trl": {"reward_funcs": ["evals"], "num_generations": 4}},
+        "trl.reward_funcs[0]",
+        "but `evals:` is not set",
+    ),
+    (
+        "bad check reward",
+        {**GRPO, "trl": {"reward_funcs": [{"type": "regex"}], "num_generations": 4}},
+        "trl.reward_funcs[0].pattern",
+        "required for a `regex` check",
+    ),
+    (
+        "reward not a name",
+        {**GRPO, "trl": {"reward_funcs": ["not a function"], "num_generations": 4}},
+        "trl.reward_funcs[0]",
+        "neither `evals`, a check mapping, nor a Python",
+    ),
+    (
+        "reward weights count",
+        {**GRPO, "trl": {"reward_funcs": ["m.f"], "reward_weights": [1, 2], "num_generations": 4}},
+        "trl.reward_weights",
+        "2 weight(s) for 1 reward(s)",
+    ),
+    (
+        "generation batch and steps",
+        {
+            **GRPO,
+            "trl": {
+                "reward_funcs": ["m.f"],
+                "num_generations": 4,
+                "generation_batch_size": 8,
+                "steps_per_generation": 2,
+            },
+        },
+        "trl.generation_batch_size",
+        "set together with `steps_per_generation`",
+    ),
+    (
+        "generation batch not of micro-batches",
+        {
+            **GRPO,
+            "trl": {"reward_funcs": ["m.f"], "num_generations": 2, "generation_batch_size": 6},
+        },
+        "trl.generation_batch_size",
+        "a multiple of `micro_batch_size`",
+    ),
+    (
+        "partial groups",
+        {**GRPO, "micro_batch_size": 3},
+        "trl.num_generations",
+        "4 completions per prompt do not fill whole batches of 3",
+    ),
+    (
+        "grpo eval groups",
+        {**GRPO, "val_set_size": 0.1, "eval_batch_size": 2},
+        "eval_batch_size",
+        "a multiple of num_generations (4)",
+    ),
+    (
+        "completion fills sequence",
+        {**GRPO, "sequence_len": 128, "trl": {**GRPO["trl"], "max_completion_length": 128}},
+        "trl.max_completion_length",
+        "leaves no room for the prompt",
+    ),
+    (
+        "vllm missing",
+        {**GRPO, "trl": {**GRPO["trl"], "use_vllm": True}},
+        "trl.use_vllm",
+        "needs vLLM on a CUDA machine",
+    ),
+    (
+        "gdpo sums first",
+        {
+            **GRPO,
+            "rl": "gdpo",
+            "trl": {**GRPO["trl"], "multi_objective_aggregation": "sum_then_normalize"},
+        },
+        "trl.multi_objective_aggregation",
+        "use `rl: grpo` for",
+    ),
     ("simpo key without rl", {"cpo_alpha": 0.0}, "cpo_alpha", "applies to `rl: simpo` runs only"),
     ("orpo key on dpo", {**DPO, "orpo_alpha": 0.2}, "orpo_alpha", "`rl: orpo` only, not `dpo`"),
     ("simpo key on orpo", {**DPO, "rl": "orpo", "simpo_gamma": 1.0}, "simpo_gamma", "not `orpo`"),

@@ -131,7 +131,7 @@ def test_wrong_value_names_path_and_allowed_values() -> None:
         "`alpca` is not an accepted value (alpaca, sharegpt, chat_template, completion, "
         "input_output, chat_template.default, "
     )
-    assert message.endswith(", llama3.argilla). Did you mean `alpaca`?")
+    assert message.endswith(", llama3.argilla, prompt). Did you mean `alpaca`?")
 
 
 def test_wrong_type_is_reported_with_path() -> None:
@@ -165,9 +165,9 @@ def test_val_set_size_row_count_is_accepted() -> None:
 
 
 def test_axolotl_keys_we_lack_name_the_feature() -> None:
-    problems = errors_of({**MINIMAL, "trl": {"beta": 0.1}, "rpo_alpha": 0.1, "qat": {"x": 1}})
-    assert problems["trl"].startswith(
-        "Axolotl's `trl` (preference and RL training) is not supported: honer runs DPO, IPO, KTO"
+    problems = errors_of({**MINIMAL, "vllm": {"port": 8000}, "rpo_alpha": 0.1, "qat": {"x": 1}})
+    assert problems["vllm"].startswith(
+        "Axolotl's `vllm` (preference and RL training) is not supported: honer runs DPO, IPO, KTO"
     )
     # A real Axolotl key is never "corrected" into a look-alike of ours (`lora_alpha`).
     assert "Did you mean" not in problems["rpo_alpha"]

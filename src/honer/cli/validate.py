@@ -9,6 +9,7 @@ import typer
 from honer.cli.console import console
 from honer.cli.loading import load_noted
 from honer.config import Config
+from honer.config.schema import ONLINE_RL
 from honer.data.sources import local_files
 
 
@@ -31,7 +32,8 @@ def summary_lines(cfg: Config) -> list[str]:
     ]
     if cfg.rl is not None:
         lines.append(
-            f"training:         preference tuning, {cfg.rl.upper()} "
+            f"training:         {'RL' if cfg.rl in ONLINE_RL else 'preference tuning'}, "
+            f"{cfg.rl.upper()} "
             f"(loss {'+'.join(cfg.rl_losses)}, {cfg.rl_strength})"
         )
     lines.append("datasets:")

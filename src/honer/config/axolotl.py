@@ -163,14 +163,13 @@ FAMILIES: tuple[Family, ...] = (
             "process_reward_model",
             "center_rewards_coefficient",
             "num_labels",
-            "trl",
             "vllm",
             "ebft",
             "max_prompt_len",
         ),
         "refused",
-        "honer runs DPO, IPO, KTO, ORPO and SimPO (`rl: dpo|ipo|kto|orpo|simpo`, `rl_beta`, "
-        "`dpo_loss_type`, `orpo_alpha`, `simpo_gamma`, `cpo_alpha`); these "
+        "honer runs DPO, IPO, KTO, ORPO, SimPO and GRPO (`rl: dpo|ipo|kto|orpo|simpo|grpo`, "
+        "`rl_beta`, `dpo_loss_type`, `orpo_alpha`, `simpo_gamma`, `cpo_alpha`, `trl:`); these "
         "preference and RL settings are not supported yet: remove the key, or train this stage "
         "with Axolotl or TRL",
     ),

@@ -6,14 +6,18 @@ so a user fixes a config in one pass. Checks never change the config: defaults l
 
 from __future__ import annotations
 
+import importlib.util
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from honer.config.evals import spec_problems
 from honer.config.schema import (
+    GRPO_TYPES,
     KTO_TYPES,
+    ONLINE_RL,
     PREFERENCE_TYPES,
     REFERENCE_FREE,
-    RL_SUPPORTED,
     Config,
 )
 
@@ -478,15 +482,18 @@ def _preference(cfg: Config) -> Iterator[Problem]:
         ):
             if getattr(cfg, key) is not None:
                 yield key, f"applies to `rl: {method}` runs only."
+        if cfg.trl is not None:
+            yield "trl", "holds GRPO's settings: set `rl: grpo` to use them."
+        for group, items in entries:
+            for i, ds in enumerate(items):
+                if ds.transform is not None:
+                    yield f"{group}[{i}].transform", "prompt transforms are for `rl: grpo` data."
         return
-    if cfg.rl not in RL_SUPPORTED:
-        yield (
-            "rl",
-            f"`{cfg.rl}` is not supported yet: honer runs "
-            + ", ".join(f"`{name}`" for name in RL_SUPPORTED)
-            + "; train this stage with Axolotl or TRL.",
-        )
+    if cfg.rl in ONLINE_RL:
+        yield from _grpo(cfg, entries)
         return
+    if cfg.trl is not None:
+        yield "trl", f"holds GRPO's settings; `rl: {cfg.rl}` does not use them: remove it."
     kto = cfg.rl == "kto"
     wanted, what = (
         (KTO_TYPES, "labelled answers") if kto else (PREFERENCE_TYPES, "preference pairs")
@@ -536,6 +543,98 @@ def _preference(cfg: Config) -> Iterator[Problem]:
             yield key, f"`{key}` {why}."
 
 
+# A Python reward: `module.function` (Axolotl) or `module:function` (honer's `callable` checks).
+_PYTHON_NAME = re.compile(r"^[A-Za-z_][\w.]*[.:][A-Za-z_]\w*$")
+
+
+def _grpo(cfg: Config, entries: list[tuple[str, list[Any]]]) -> Iterator[Problem]:
+    """`rl: grpo` / `rl: gdpo`: prompt data, the `trl:` section, rewards that resolve, and
+    batch sizes that hold whole groups of `num_generations` completions."""
+    for group, items in entries:
+        for i, ds in enumerate(items):
+            if ds.type not in GRPO_TYPES:
+                yield (
+                    f"{group}[{i}].type",
+                    f"`rl: {cfg.rl}` trains on prompts; `{ds.type}` is not a prompt format: use "
+                    "`prompt` (a `prompt` column: text or messages), `chat_template` (a "
+                    "conversation; its last answer is the reference `answer`), or a Python "
+                    "transform (`type: module.function`).",
+                )
+            elif ds.transform is not None and ds.type != "prompt":
+                yield f"{group}[{i}].transform", "applies to `type: prompt` rows."
+    yield from _method_keys(cfg)
+    trl = cfg.trl
+    if trl is None:
+        yield (
+            "trl",
+            f"`rl: {cfg.rl}` needs a `trl:` section with `reward_funcs` (e.g. `- {{type: regex, "
+            "pattern: ...}`) and `num_generations`.",
+        )
+        return
+    rewards = 0
+    for i, spec in enumerate(trl.reward_funcs):
+        where = f"trl.reward_funcs[{i}]"
+        if spec == "evals":
+            if cfg.evals is None:
+                yield where, "`evals` means the `evals.checks` entries, but `evals:` is not set."
+            else:
+                rewards += len(cfg.evals.checks)
+            continue
+        rewards += 1
+        if isinstance(spec, dict):
+            yield from spec_problems(spec, where)
+        elif not _PYTHON_NAME.match(spec):
+            yield (
+                where,
+                f"`{spec}` is neither `evals`, a check mapping, nor a Python `module.function` / "
+                "`module:function`.",
+            )
+    if trl.reward_weights is not None and rewards and len(trl.reward_weights) != rewards:
+        yield (
+            "trl.reward_weights",
+            f"{len(trl.reward_weights)} weight(s) for {rewards} reward(s): give one each.",
+        )
+    g = trl.num_generations
+    if trl.generation_batch_size is not None and trl.steps_per_generation is not None:
+        yield "trl.generation_batch_size", "set together with `steps_per_generation`: keep one."
+    per_generation = trl.generation_batch_size or cfg.micro_batch_size * (
+        trl.steps_per_generation or cfg.gradient_accumulation_steps
+    )
+    if trl.generation_batch_size is not None and trl.generation_batch_size % cfg.micro_batch_size:
+        yield "trl.generation_batch_size", "must be a multiple of `micro_batch_size`."
+    elif per_generation % g:
+        yield (
+            "trl.num_generations",
+            f"{g} completions per prompt do not fill whole batches of {per_generation} "
+            "completions (micro_batch_size × gradient_accumulation_steps, or "
+            "generation_batch_size): make that a multiple of num_generations.",
+        )
+    has_eval = bool(cfg.val_set_size) or bool(cfg.test_datasets)
+    if has_eval and (cfg.eval_batch_size or cfg.micro_batch_size) % g:
+        yield (
+            "eval_batch_size",
+            f"GRPO evaluates whole groups: use a multiple of num_generations ({g}).",
+        )
+    if trl.max_completion_length >= cfg.sequence_len:
+        yield (
+            "trl.max_completion_length",
+            f"leaves no room for the prompt in sequence_len {cfg.sequence_len}: raise "
+            "sequence_len (prompt + completion) or lower it.",
+        )
+    if trl.use_vllm and importlib.util.find_spec("vllm") is None:
+        yield (
+            "trl.use_vllm",
+            "needs vLLM on a CUDA machine (`pip install vllm`); set `use_vllm: false` to "
+            "generate with transformers (slower, works everywhere).",
+        )
+    if cfg.rl == "gdpo" and trl.multi_objective_aggregation == "sum_then_normalize":
+        yield (
+            "trl.multi_objective_aggregation",
+            "`rl: gdpo` normalizes each reward before summing: use `rl: grpo` for "
+            "`sum_then_normalize`.",
+        )
+
+
 def _method_keys(cfg: Config) -> Iterator[Problem]:
     """Each preference method's own keys are refused under another method: they would parse and
     change nothing."""
@@ -554,6 +653,12 @@ def _method_keys(cfg: Config) -> Iterator[Problem]:
         yield (
             "precompute_ref_log_probs",
             f"`rl: {cfg.rl}` has no reference model, so there is nothing to precompute: remove it.",
+        )
+    if cfg.rl in ONLINE_RL and cfg.precompute_ref_log_probs:
+        yield (
+            "precompute_ref_log_probs",
+            f"`rl: {cfg.rl}` generates its answers while training: there are no reference "
+            "log-probs to compute beforehand; remove it.",
         )
 
 

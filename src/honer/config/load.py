@@ -11,6 +11,7 @@ them into errors.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from honer.config.schema import (
     FsdpConfig,
     GradientCheckpointingKwargs,
     SpecialTokens,
+    TrlConfig,
 )
 from honer.errors import ConfigError
 
@@ -40,6 +42,7 @@ Problem = tuple[str, str]
 _SECTION_MODELS: dict[str, type[BaseModel]] = {
     "special_tokens": SpecialTokens,
     "evals": EvalsConfig,
+    "trl": TrlConfig,
     "fsdp_config": FsdpConfig,
     "bnb_config_kwargs": BnbConfig,
     "gradient_checkpointing_kwargs": GradientCheckpointingKwargs,
@@ -103,6 +106,28 @@ def _split_prompt_style(raw: dict[Any, Any]) -> dict[Any, Any]:
     return {**raw, "type": "alpaca", "prompt_style": style}
 
 
+# Axolotl's prompt-strategy modules: `type: <module>.<loader>` names one of these, never a user
+# transform (honer's message for a strategy it lacks then names it).
+AXOLOTL_STRATEGIES = frozenset(
+    "alpaca alpaca_chat alpaca_instruct alpaca_w_system base bradley_terry chat_template chatml "
+    "completion context_qa creative_acr dpo ebft input_output kto llama2_chat llama3 messages "
+    "metharme orcamini orpo pretrain pygmalion stepwise_supervised user_defined zephyr".split()
+)
+_DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
+
+
+def _split_transform(raw: dict[Any, Any]) -> dict[Any, Any]:
+    """Axolotl's GRPO `type: rewards.prompt_transform` (a Python function of the user's that
+    maps each row to `{prompt, …}`) is honer's `type: prompt` + `transform: rewards.
+    prompt_transform`."""
+    kind = raw.get("type")
+    if not isinstance(kind, str) or "transform" in raw or not _DOTTED.match(kind):
+        return raw
+    if kind.split(".", 1)[0] in AXOLOTL_STRATEGIES:
+        return raw
+    return {**raw, "type": "prompt", "transform": kind}
+
+
 class _Cleaner:
     """One pass over the raw YAML: renames, translations, notes and problems, all collected."""
 
@@ -121,7 +146,7 @@ class _Cleaner:
         if model is Config:
             raw = self._translate_top_level(raw)
         if model is DatasetConfig:
-            raw = _split_prompt_style(raw)
+            raw = _split_transform(_split_prompt_style(raw))
         known = list(model.model_fields)
         out: dict[str, Any] = {}
         for key, value in raw.items():

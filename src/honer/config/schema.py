@@ -35,11 +35,21 @@ KTO_TYPES = tuple(
     for family in ("chatml", "llama3")
     for kind in ("argilla", "argilla_chat", "intel", "prompt_pairs", "ultra")
 )
+# GRPO (`rl: grpo`) prompt rows: `prompt` (text or messages) and the columns the rewards read;
+# `chat_template` rows give their conversation less its last answer (the reference answer).
+GRPO_TYPES = ("prompt", "chat_template")
 DatasetType = Literal[  # type: ignore[valid-type]
-    (*SFT_TYPES, *PREFERENCE_TYPES, *(t for t in KTO_TYPES if t not in PREFERENCE_TYPES))
+    (
+        *SFT_TYPES,
+        *PREFERENCE_TYPES,
+        *(t for t in KTO_TYPES if t not in PREFERENCE_TYPES),
+        *(t for t in GRPO_TYPES if t not in SFT_TYPES),
+    )
 ]
-RlKind = Literal["dpo", "ipo", "orpo", "kto", "simpo", "grpo"]
-RL_SUPPORTED = ("dpo", "ipo", "kto", "orpo", "simpo")
+RlKind = Literal["dpo", "ipo", "orpo", "kto", "simpo", "grpo", "gdpo"]
+RL_SUPPORTED = ("dpo", "ipo", "kto", "orpo", "simpo", "grpo", "gdpo")
+# Online RL: completions are generated while training and scored by reward functions.
+ONLINE_RL = ("grpo", "gdpo")
 # Preference losses that need no reference model (TRL's ORPOTrainer / CPOTrainer).
 REFERENCE_FREE = ("orpo", "simpo")
 BuiltinChatTemplate = Literal["chatml", "llama3", "mistral", "alpaca", "vicuna"]
@@ -228,6 +238,12 @@ class DatasetConfig(_Section):
     system_prompt: str | None = Field(
         None, description="alpaca: replaces the standard Alpaca preamble."
     )
+    transform: str | None = Field(
+        None,
+        description="GRPO: a Python `module.function(cfg)` returning `(transform_fn, map "
+        "kwargs)` that turns each row into `{prompt, …}` (Axolotl's `type: module.function`; "
+        "imported from the working directory).",
+    )
     prompt_style: Literal["instruct", "chat", "chatml", "phi"] = Field(
         "instruct",
         description="alpaca: the turn markers (`### Instruction:`, `USER:`/`ASSISTANT:`, ChatML, "
@@ -294,6 +310,65 @@ class LrPhase(_Section):
     policy: PhasePolicy = Field(description="Policy of this phase (see `honer.schedules`).")
     steps: PositiveInt = Field(description="Optimizer steps the phase lasts.")
     kwargs: dict[str, Any] | None = Field(None, description="The policy's parameters.")
+
+
+class TrlConfig(_Section):
+    """`trl:` — GRPO's settings, with TRL's (and Axolotl's) names and defaults."""
+
+    reward_funcs: list[str | dict[str, Any]] = Field(
+        min_length=1,
+        description="Rewards: honer checks (`{type: regex|not_regex|json|json_schema|exact|"
+        "contains|callable, …}`, as in `evals.checks`), the word `evals` (every `evals.checks` "
+        "entry), or a Python `module.function` / `module:function` (TRL's signature).",
+    )
+    reward_weights: list[float] | None = Field(
+        None, description="One weight per reward (default 1 each)."
+    )
+    num_generations: int = Field(8, ge=2, description="Completions sampled per prompt.")
+    max_completion_length: PositiveInt = Field(256, description="Tokens generated at most.")
+    beta: float = Field(
+        0.0, ge=0, description="KL weight to the reference (0: no reference model, TRL's default)."
+    )
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature.")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling.")
+    top_k: int = Field(0, ge=0, description="Top-k sampling (0: off).")
+    min_p: float | None = Field(None, ge=0, le=1, description="Min-p sampling.")
+    repetition_penalty: float = Field(1.0, gt=0, description="Repetition penalty.")
+    scale_rewards: bool | Literal["group", "batch", "none"] = Field(
+        "group", description="Divide advantages by the reward std (`group`, `batch`, `none`)."
+    )
+    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo"] = Field(
+        "dapo", description="TRL's GRPO loss formulation."
+    )
+    epsilon: float = Field(0.2, gt=0, description="Clipping range (lower).")
+    epsilon_high: float | None = Field(None, gt=0, description="Clipping range (upper).")
+    num_iterations: PositiveInt = Field(1, description="Updates per generated batch (μ).")
+    mask_truncated_completions: bool = Field(
+        False, description="Leave completions cut at `max_completion_length` out of the loss."
+    )
+    multi_objective_aggregation: Literal["sum_then_normalize", "normalize_then_sum"] | None = Field(
+        None, description="How several rewards combine (GDPO: `normalize_then_sum`)."
+    )
+    generation_batch_size: PositiveInt | None = Field(
+        None, description="Completions generated at once (default: the effective batch)."
+    )
+    steps_per_generation: PositiveInt | None = Field(
+        None, description="Micro-steps per generated batch (default gradient_accumulation_steps)."
+    )
+    log_completions: bool = Field(False, description="Print sampled completions when logging.")
+    num_completions_to_print: PositiveInt | None = Field(
+        None, description="How many completions `log_completions` prints."
+    )
+    use_vllm: bool = Field(False, description="Generate with vLLM (CUDA and `vllm` needed).")
+    vllm_mode: Literal["server", "colocate"] = Field(
+        "colocate", description="vLLM in the trainer process, or a `trl vllm-serve` server."
+    )
+    vllm_server_host: str = Field("127.0.0.1", description="vLLM server host (`server` mode).")
+    vllm_server_port: int = Field(8000, description="vLLM server port (`server` mode).")
+    vllm_server_timeout: float = Field(240.0, gt=0, description="Seconds to wait for it.")
+    vllm_gpu_memory_utilization: float = Field(
+        0.3, gt=0, le=1, description="GPU memory share of colocated vLLM."
+    )
 
 
 class EvalsConfig(_Section):
@@ -758,6 +833,9 @@ class Config(_Section):
         3, description="Logged steps above the threshold before stopping."
     )
     evals: EvalsConfig | None = Field(None, description="Assertion evals for `honer evaluate`.")
+    trl: TrlConfig | None = Field(
+        None, description="`rl: grpo`: generation and reward settings (TRL's names)."
+    )
     early_stopping_patience: PositiveInt | None = Field(
         None,
         description="Stop after this many evaluations without a lower eval loss; keeps and "
@@ -895,6 +973,8 @@ class Config(_Section):
         `sigmoid`, `ipo` for `rl: ipo`), else the method's own (`kto`, `orpo`, `simpo`)."""
         if self.rl in ("dpo", "ipo"):
             return list(self.dpo_loss_type or (["ipo"] if self.rl == "ipo" else ["sigmoid"]))
+        if self.rl in ONLINE_RL and self.trl is not None:
+            return [self.trl.loss_type]
         return [self.rl] if self.rl else []
 
     @property
@@ -905,6 +985,12 @@ class Config(_Section):
     @property
     def rl_strength(self) -> str:
         """The preference run's strength settings, as printed before training."""
+        if self.rl in ONLINE_RL and self.trl is not None:
+            rewards = len(self.trl.reward_funcs)
+            return (
+                f"{self.trl.num_generations} completions per prompt, {rewards} reward "
+                f"entr{'y' if rewards == 1 else 'ies'}, beta {self.trl.beta:g}"
+            )
         if self.rl == "orpo":
             return f"odds-ratio weight {self.orpo_weight:g}"
         if self.rl == "simpo":

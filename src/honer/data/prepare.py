@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from honer.config.schema import Config, DatasetConfig
+from honer.config.schema import ONLINE_RL, Config, DatasetConfig
 from honer.data import sources
 from honer.data.formats import FORMATS, FormatContext
 from honer.data.formats.chat_template import default_system_prompt, eos_mismatch
@@ -94,6 +94,7 @@ def fingerprint(cfg: Config, tokenizer: Any) -> str:
         "pipeline": PIPELINE_VERSION,
         "formats": {name: mod.VERSION for name, mod in FORMATS.items()},
         "preference": _preference_version() if cfg.rl else None,
+        "prompts": _prompt_fingerprint(cfg) if cfg.rl in ONLINE_RL else None,
         "tokenizer": tokenizer_hash(tokenizer),
         "config": {k: getattr(cfg, k) for k in _FINGERPRINT_KEYS},
         "datasets": [d.model_dump(mode="json") for d in cfg.datasets],
@@ -136,6 +137,25 @@ def _quiet_datasets() -> Iterator[None]:
 
 
 PAIR_COLUMNS = ("prompt_ids", "chosen_ids", "rejected_ids")
+
+
+def _prompt_fingerprint(cfg: Config) -> dict[str, Any]:
+    """What else decides GRPO's prepared prompts: the format's version, the room left for the
+    completion, and the source of each transform's module (its code changes the rows)."""
+    from honer.data import prompts
+
+    sources_ = {}
+    for ds in [*cfg.datasets, *(cfg.test_datasets or [])]:
+        if ds.transform:
+            origin = prompts.module_file(ds.transform)
+            sources_[ds.transform] = (
+                hashlib.sha256(origin.read_bytes()).hexdigest() if origin else None
+            )
+    return {
+        "version": prompts.VERSION,
+        "max_completion_length": cfg.trl.max_completion_length if cfg.trl else None,
+        "transforms": sources_,
+    }
 
 
 def _preference_version() -> int:
@@ -239,10 +259,39 @@ def _tokenize_preference_entry(
     return _map_entry(raw, cfg, f"{group}[{index}] ({ds.path})", empty, tokenize)
 
 
+def _tokenize_prompt_entry(
+    raw: Dataset, cfg: Config, index: int, group: str, ds: DatasetConfig, tokenizer: Any
+) -> tuple[Dataset, Counter]:
+    """GRPO prompt rows → `prompt`, `prompt_ids`, `reward_columns` (honer.data.prompts). A
+    prompt must leave `trl.max_completion_length` tokens of `sequence_len` for its completion:
+    longer ones are dropped and counted (TRL would otherwise cut the completion short)."""
+    from honer.data import prompts
+
+    where = f"{group}[{index}]"
+    if ds.transform is not None:
+        raw = prompts.apply_transform(raw, ds, cfg, tokenizer, where)
+    ctx = format_context(cfg, ds, tokenizer)
+    view = TokenizerView(tokenizer)
+    room = cfg.sequence_len - (cfg.trl.max_completion_length if cfg.trl else 0)
+    template = ctx.chat_template
+
+    def tokenize(row: dict[str, Any]) -> list[tuple[dict[str, Any] | None, str]]:
+        prompt, extras = prompts.read_prompt(row, ds)
+        ids = prompts.prompt_ids(prompt, tokenizer, view, template, ctx.chat_template_kwargs)
+        if len(ids) > room:
+            return [(None, "dropped: prompt leaves no room for max_completion_length")]
+        return [(prompts.encode_row(prompt, extras, ids), "ok")]
+
+    empty: dict[str, Any] = {"prompt": "", "prompt_ids": [], "reward_columns": "{}"}
+    return _map_entry(raw, cfg, f"{where} ({ds.path})", empty, tokenize)
+
+
 def _tokenize_entry(
     raw: Dataset, cfg: Config, index: int, group: str, ds: DatasetConfig, tokenizer: Any
 ) -> tuple[Dataset, Counter]:
     """Run one dataset entry's format over its rows (batched `datasets.map`)."""
+    if cfg.rl in ONLINE_RL:
+        return _tokenize_prompt_entry(raw, cfg, index, group, ds, tokenizer)
     if cfg.rl is not None:
         return _tokenize_preference_entry(raw, cfg, index, group, ds, tokenizer)
     module = FORMATS[ds.type]
@@ -285,6 +334,9 @@ def _percentiles(lengths: list[int]) -> dict[str, int]:
 
 
 def split_stats(data: Dataset) -> dict[str, Any]:
+    if "reward_columns" in data.column_names:  # GRPO prompts: completions come in training
+        lengths = [len(x) for x in data["prompt_ids"]]
+        return {"samples": len(data), "tokens": sum(lengths), "length": _percentiles(lengths)}
     if "prompt_ids" in data.column_names:
         return _pair_stats(data)
     lengths = [len(x) for x in data["input_ids"]]

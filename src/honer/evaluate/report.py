@@ -151,7 +151,7 @@ def build_report(output_dir: str | Path) -> Path:
                 "split": name,
                 "samples": s["samples"],
                 "tokens": s["tokens"],
-                "trained tokens": s["trained_tokens"],
+                "trained tokens": s.get("trained_tokens", "generated while training"),
                 "length percentiles": _percentiles_text(s.get("length")),
             }
             for name, s in (("train", stats.get("train")), ("eval", stats.get("eval")))

@@ -113,7 +113,8 @@ def check_not_another_models(dest: Path, identity: dict[str, Any]) -> None:
 def eval_rows(cfg: Config, tokenizer: Any, data_file: Path | None) -> Any:
     """The tokenized rows to score: the validation split, or `data_file` in datasets[0]'s format
     (tokenized by the same code and `sequence_len` rule as training); preference rows become
-    their preferred answers (`honer.data.preference.preferred_answers`)."""
+    their preferred answers (`honer.data.preference.preferred_answers`), GRPO prompts their
+    reference answers (`honer.data.prompts.reference_samples`)."""
     if data_file is None:
         from honer.data.prepare import load_or_prepare
 
@@ -130,7 +131,11 @@ def eval_rows(cfg: Config, tokenizer: Any, data_file: Path | None) -> Any:
             raise DataError(f"--data: `{data_file}` does not exist.")
         entry = cfg.datasets[0].model_copy(update={"path": str(data_file)})
         rows = tokenize_entry(cfg, entry, tokenizer, "held-out")
-    if "prompt_ids" in rows.column_names:  # a preference run: score the preferred answers
+    if "reward_columns" in rows.column_names:  # a GRPO run: its prompts and reference answers
+        from honer.data.prompts import reference_samples
+
+        rows = reference_samples(rows, tokenizer)
+    elif "prompt_ids" in rows.column_names:  # a preference run: score the preferred answers
         from honer.data.preference import preferred_answers
 
         rows = preferred_answers(rows)

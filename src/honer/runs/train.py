@@ -83,7 +83,9 @@ def train(cfg: Config, *, resume: bool = False, console: Console | None = None) 
         callbacks.append(pusher.callback())
     started = time.perf_counter()
     trainer_fn = run_trainer
-    if cfg.rl is not None:
+    if cfg.rl in ("grpo", "gdpo"):
+        from honer.train.grpo import train_grpo as trainer_fn
+    elif cfg.rl is not None:
         from honer.train.preference import train_preference as trainer_fn
     result = trainer_fn(
         cfg,
@@ -163,6 +165,8 @@ def length_histogram(dataset: Any, bins: int = 20) -> dict[str, list[int]]:
     if "completion_ids" in dataset.column_names:  # KTO: a prompt and its one answer
         rows = zip(dataset["prompt_ids"], dataset["completion_ids"], strict=True)
         lengths = [len(p) + len(c) for p, c in rows]
+    elif "reward_columns" in dataset.column_names:  # GRPO: the prompts (completions come later)
+        lengths = [len(p) for p in dataset["prompt_ids"]]
     elif "prompt_ids" in dataset.column_names:
         pairs = zip(
             dataset["prompt_ids"], dataset["chosen_ids"], dataset["rejected_ids"], strict=True

@@ -60,7 +60,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from honer.config.schema import REFERENCE_FREE
+from honer.config.schema import ONLINE_RL, REFERENCE_FREE
 from honer.errors import ModelError
 
 if TYPE_CHECKING:
@@ -306,7 +306,9 @@ def estimate(cfg: Config, shape: Shape, t: Tensors, processes: int = 1) -> Estim
     state = optimizer_bytes(cfg, t, param_bytes)
     # A preference row is two sequences in one forward: prompt + chosen and prompt + rejected
     # (DPO), or prompt + answer and prompt + a neighbour's answer for the KL term (KTO).
-    sequences = 2 if cfg.rl else 1
+    # (GRPO: each micro-batch row is one prompt + completion.)
+    online = cfg.rl in ONLINE_RL
+    sequences = 2 if cfg.rl and not online else 1
     tokens = sequences * cfg.micro_batch_size * cfg.sequence_len
     per_layer, outside = activation_elements_per_token(cfg, shape, t)
     if (cfg.attn_implementation or "sdpa") == "eager":  # n·S² attention probabilities
@@ -370,7 +372,20 @@ def estimate(cfg: Config, shape: Shape, t: Tensors, processes: int = 1) -> Estim
         notes.append(f"weights offloaded to CPU memory: {human(weights)} there.")
         weights = 0.0
     reference = 0.0
-    if cfg.rl in REFERENCE_FREE:
+    generation = 0.0
+    if online and cfg.trl is not None:
+        # Sampling holds the KV cache of a whole generated batch (every completion of the
+        # step's prompts) at full length, beside the weights, before the training pass.
+        batch = cfg.trl.generation_batch_size or cfg.micro_batch_size * (
+            cfg.trl.steps_per_generation or cfg.gradient_accumulation_steps
+        )
+        generation = 2 * shape.layers * shape.kv_dim * cfg.sequence_len * batch * elem
+        notes.append(
+            f"{cfg.rl.upper()}: sampling {batch} completions at once holds a KV cache of "
+            f"{human(generation)} (2 × layers × KV width × sequence_len × {batch}); it is freed "
+            "before the training pass."
+        )
+    if cfg.rl in REFERENCE_FREE or (online and (cfg.trl is None or cfg.trl.beta == 0)):
         notes.append(f"{cfg.rl.upper()}: no reference model.")
     elif cfg.rl and not cfg.adapter and not cfg.precompute_ref_log_probs:
         reference = parts.total  # a frozen second copy of the base: no gradients, no state
@@ -378,11 +393,14 @@ def estimate(cfg: Config, shape: Shape, t: Tensors, processes: int = 1) -> Estim
     elif cfg.rl:
         why = "the base with the adapter disabled" if cfg.adapter else "precomputed log-probs"
         notes.append(f"{cfg.rl.upper()}: the reference is {why}: no second copy of the weights.")
-    peak = max(weights + reference + state + max(act_peak, grads + step_transient), loading)
+    peak = max(
+        weights + reference + state + max(act_peak, grads + step_transient, generation), loading
+    )
     rows = [
         *([("loading (whole 4-bit base)", loading)] if loading else []),
         ("weights", weights),
         *([("reference model (frozen)", reference)] if reference else []),
+        *([("generation KV cache (while sampling)", generation)] if generation else []),
         ("gradients", grads),
         ("optimizer state", state),
         ("activations", acts),
@@ -390,7 +408,7 @@ def estimate(cfg: Config, shape: Shape, t: Tensors, processes: int = 1) -> Estim
     ]
     notes.append(
         f"activations for {tokens:,} tokens per micro-batch ("
-        + ("2 sequences per row × " if cfg.rl else "")
+        + ("2 sequences per row × " if sequences == 2 else "")
         + f"{cfg.micro_batch_size} × sequence_len {cfg.sequence_len}), the most a batch can hold."
     )
     return Estimate(
