@@ -165,3 +165,18 @@ def test_validate_prints_axolotl_notes_on_stderr(tmp_path: Path) -> None:
         "note: gptq: Axolotl's `gptq` (quantization methods) is off here: nothing to switch off.",
     ]
     assert "is valid" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["inference", "evaluate", "merge-lora"])
+def test_generating_commands_refuse_a_reward_model(tmp_path: Path, command: str) -> None:
+    cfg = tmp_path / "rm.yml"
+    cfg.write_text(
+        "base_model: some/model\nreward_model: true\noutput_dir: out\n"
+        "datasets:\n  - path: pairs.jsonl\n    type: chat_template.default\n"
+    )
+    result = run_cli(command, str(cfg))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(
+        f"error: `honer {command}` is for language models, and this config"
+    )
+    assert "Traceback" not in result.stderr

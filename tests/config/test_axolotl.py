@@ -723,6 +723,49 @@ special_tokens:
   pad_token: "<|end_of_text|>"
 seed: 42
 """,
+    # examples/qwen2/reward-model.yaml, as Axolotl ships it (comments dropped).
+    "qwen2-reward-model": """
+base_model:  Qwen/Qwen2.5-0.5B
+model_type: AutoModelForSequenceClassification
+num_labels: 1
+tokenizer_type: AutoTokenizer
+reward_model: true
+chat_template: qwen_25
+datasets:
+  - path: argilla/distilabel-intel-orca-dpo-pairs
+    type: bradley_terry.chat_template
+val_set_size: 0.0
+output_dir: ./outputs/out
+remove_unused_columns: false
+sequence_len: 2048
+sample_packing: false
+eval_sample_packing: false
+wandb_project:
+wandb_entity:
+wandb_watch:
+wandb_name:
+wandb_log_model:
+gradient_accumulation_steps: 4
+micro_batch_size: 2
+num_epochs: 4
+optimizer: adamw_bnb_8bit
+lr_scheduler: cosine
+learning_rate: 0.0002
+bf16: true
+fp16:
+tf32: true
+gradient_checkpointing: true
+gradient_checkpointing_kwargs:
+  use_reentrant: false
+resume_from_checkpoint:
+logging_steps: 1
+attn_implementation: flash_attention_2
+warmup_ratio: 0.1
+evals_per_epoch:
+saves_per_epoch: 1
+weight_decay: 0.0
+special_tokens:
+""",
     "llama3-kto-qlora": """
 base_model: meta-llama/Llama-3.2-1B
 load_in_8bit: false
@@ -792,5 +835,5 @@ def test_axolotl_prompt_strategy_we_lack_is_named() -> None:
         "chatml.default, "
         "chatml.argilla_chat, chatml.icr, chatml.intel, chatml.prompt_pairs, chatml.ultra, "
         "llama3.default, llama3.argilla_chat, llama3.icr, llama3.intel, llama3.prompt_pairs, "
-        "llama3.ultra, chatml.argilla, llama3.argilla, prompt). Did you mean `alpaca`?"
+        "llama3.ultra, chatml.argilla, llama3.argilla, prompt, bradley_terry.chat_template). Did you mean `alpaca`?"
     )

@@ -2,8 +2,9 @@
 
 Only what cannot work offline or on two CPU cores is changed: `base_model` (the tiny local
 model), each dataset's `path` (a local file in the same format), `output_dir` /
-`dataset_prepared_path` (a temporary folder), a 3-step cap with a short `sequence_len`, and the loss watchdog's
-threshold (the random model starts above it). Every
+`dataset_prepared_path` (a temporary folder), a 3-step cap with a short `sequence_len`, the loss
+watchdog's threshold (the random model starts above it), `bf16: true` (needs a GPU) as `auto`,
+and GRPO's `max_completion_length` where it would fill the short `sequence_len`. Every
 other key stays as the user wrote it: kernels, plugins, templates, offloading, optimizers,
 quantization. The multi-process ones (FSDP, DeepSpeed) are left to the engine tests.
 """
@@ -31,6 +32,7 @@ PLAIN = [
     "llama3-kto-qlora",
     "mistral-qlora-orpo",
     "llama3-gdpo",
+    "qwen2-reward-model",
 ]
 
 # The GDPO example's Python (`rwd.py`, which Axolotl's users write beside the config): a stand-in
@@ -80,6 +82,11 @@ def _rows(dataset: dict, n: int = 24) -> list[dict]:
                     {"role": "assistant", "content": "zebra"},
                 ],
             }
+            for i in range(n)
+        ]
+    if dataset["type"] == "bradley_terry.chat_template":  # Intel ORCA pairs' columns
+        return [
+            {"system": "", "input": f"Add {i} and 1", "chosen": str(i + 1), "rejected": "zebra"}
             for i in range(n)
         ]
     if dataset["type"] == "rwd.gsm8k_transform":  # GRPO: GSM8K's columns
@@ -132,6 +139,8 @@ def _localised(name: str, tiny: Path, tmp: Path) -> Path:
         raw["loss_watchdog_threshold"] = 20.0
     if raw.get("trl", {}).get("max_completion_length", 0) >= raw["sequence_len"]:
         raw["trl"]["max_completion_length"] = 16  # room for the prompt; fast on two cores
+    if raw.get("bf16") is True:  # needs a GPU; `auto` is what a CPU can honour
+        raw["bf16"] = "auto"
     raw.pop("hub_model_id", None)  # pushing is tests/runs/test_hub.py's job (a local stub)
     path = tmp / f"{name}.yml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -195,6 +204,11 @@ def test_axolotl_style_config_trains(
     if cfg.rl == "dpo":  # the policy starts equal to its reference
         assert steps[0]["loss"] == pytest.approx(0.6931, abs=1e-3)
         assert "rewards/margins" in steps[0]
+    if cfg.reward_model:  # TRL's reward metrics, and a one-output classifier saved
+        assert {"accuracy", "margin"} <= set(steps[0])
+        saved_config = json.loads((tmp_path / "out" / "config.json").read_text())
+        assert saved_config["architectures"][0].endswith("ForSequenceClassification")
+        assert len(saved_config["id2label"]) == 1
     if cfg.rl == "gdpo":  # both Python rewards scored every step, and the KL is logged
         assert {"rewards/format_reward/mean", "rewards/correctness_reward/mean", "kl"} <= set(
             steps[0]

@@ -38,6 +38,28 @@ GRPO = {
 CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("pairs without rl", PAIRS, "datasets[0].type", "is a preference format: set `rl: dpo`"),
     ("dpo loss without rl", {"dpo_loss_type": ["sigmoid"]}, "dpo_loss_type", "applies to `rl:"),
+    ("rm keys without rm", {"num_labels": 1}, "num_labels", "applies to reward models"),
+    (
+        "bt data without rm",
+        {"datasets": [{"path": "b.jsonl", "type": "bradley_terry.chat_template"}]},
+        "datasets[0].type",
+        "set `reward_model: true`",
+    ),
+    ("rm with rl", {**DPO, "reward_model": True}, "reward_model", "keep one"),
+    ("rm on sft data", {"reward_model": True}, "datasets[0].type", "`alpaca` is not such a"),
+    ("rm labels", {**PAIRS, "reward_model": True, "num_labels": 2}, "num_labels", "use 1"),
+    (
+        "rm model class",
+        {**PAIRS, "reward_model": True, "model_type": "AutoModelForCausalLM"},
+        "model_type",
+        "is not a sequence classifier",
+    ),
+    (
+        "rm packing",
+        {**PAIRS, "reward_model": True, "sample_packing": True},
+        "sample_packing",
+        "reward pairs are padded per batch",
+    ),
     ("trl without rl", {"trl": {"reward_funcs": ["evals"]}}, "trl", "set `rl: grpo` to use them"),
     (
         "transform without grpo",

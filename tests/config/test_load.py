@@ -131,7 +131,9 @@ def test_wrong_value_names_path_and_allowed_values() -> None:
         "`alpca` is not an accepted value (alpaca, sharegpt, chat_template, completion, "
         "input_output, chat_template.default, "
     )
-    assert message.endswith(", llama3.argilla, prompt). Did you mean `alpaca`?")
+    assert message.endswith(
+        ", llama3.argilla, prompt, bradley_terry.chat_template). Did you mean `alpaca`?"
+    )
 
 
 def test_wrong_type_is_reported_with_path() -> None:

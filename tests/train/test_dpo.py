@@ -76,6 +76,7 @@ def test_dpo_lora_learns_the_preference(tiny_model_dir: Path, tmp_path: Path) ->
     # The result is the trained adapter alone: TRL's reference copy is never saved.
     assert (out / "adapter_model.safetensors").is_file()
     assert not (out / "ref").exists()
+    assert "<h2>Preference / RL metrics</h2>" in (out / "report.html").read_text()
     saved = json.loads((out / "adapter_config.json").read_text())
     assert saved["base_model_name_or_path"] == str(tiny_model_dir)
     assert (out / "report.html").is_file() and (out / "README.md").is_file()
@@ -196,7 +197,9 @@ def test_the_documented_dpo_example_runs(capsys) -> None:
     import re
 
     doc = Path(__file__).resolve().parents[2] / "docs" / "preference.md"
-    [code] = re.findall(r"```python\n(.*?)```", doc.read_text(), re.S)
+    [code] = [
+        b for b in re.findall(r"```python\n(.*?)```", doc.read_text(), re.S) if "rl: dpo" in b
+    ]
     exec(compile(code, str(doc), "exec"), {})
     out = capsys.readouterr().out.splitlines()
     [line] = [x for x in out if re.fullmatch(r"24 [-0-9.]+ [0-9.]+", x)]

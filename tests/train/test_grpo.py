@@ -60,6 +60,11 @@ def test_grpo_raises_the_reward_of_a_regex_check(tiny_model_dir: Path, tmp_path:
     assert first < 0.45
     assert last > first + 0.3
     assert (tmp_path / "out" / "model.safetensors").is_file()
+    # The report draws the reward curves (and an SFT run's report has no such section).
+    from honer.evaluate.report import rl_metrics_png
+
+    assert "<h2>Preference / RL metrics</h2>" in (tmp_path / "out" / "report.html").read_text()
+    assert rl_metrics_png([{"step": 1, "loss": 2.0}, {"step": 1, "eval_loss": 2.1}]) == ""
 
 
 REWARD_MODULE = """
@@ -113,3 +118,16 @@ def test_axolotl_style_transform_and_python_reward(
     train = _train_records(tmp_path / "out")
     assert {"rewards/right_answer/mean", "rewards/contains/mean"} <= set(train[0])
     assert (tmp_path / "out" / "adapter_model.safetensors").is_file()
+
+
+def test_the_documented_grpo_example_runs(capsys) -> None:
+    import re
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "preference.md"
+    blocks = re.findall(r"```python\n(.*?)```", doc.read_text(), re.S)
+    [code] = [b for b in blocks if "rl: grpo" in b]
+    exec(compile(code, str(doc), "exec"), {})
+    out = capsys.readouterr().out.splitlines()
+    [line] = [x for x in out if re.fullmatch(r"40 [0-9.]+ [0-9.]+", x)]
+    _, first, last = line.split()
+    assert float(first) < 0.45 and float(last) > 0.6

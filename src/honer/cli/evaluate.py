@@ -35,11 +35,12 @@ def evaluate(
     ),
 ) -> None:
     """Eval loss/perplexity and the config's `evals:` checks on greedy generations."""
-    from honer.cli.loading import load_noted
+    from honer.cli.loading import load_noted, refuse_reward_model
     from honer.runs.evaluate import FAILURES, RESULTS
     from honer.runs.evaluate import evaluate as run_evaluation
 
     cfg = load_noted(config)
+    refuse_reward_model(cfg, "honer evaluate")
     result = run_evaluation(cfg, checkpoint, data, base_model_only=base_model_only, output=output)
     what = result.evaluated
     console.print(

@@ -102,10 +102,11 @@ def inference(
 ) -> None:
     """Generate with the fine-tuned model: one prompt, a JSONL batch, a terminal chat, or --gradio."""
     _check_flags(prompt, file, output, gradio, host, port, share, batch_size)
-    from honer.cli.loading import load_noted
+    from honer.cli.loading import load_noted, refuse_reward_model
     from honer.infer.stream import Sampling
 
     cfg = load_noted(config)
+    refuse_reward_model(cfg, "honer inference")
     sampling = Sampling(max_new_tokens, temperature, top_p, top_k, seed).check()
     rows = None
     if file is not None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from honer.cli.console import err_console
 from honer.config import Config, load_config
+from honer.errors import NotSupportedError
 
 
 def load_noted(path: str | Path) -> Config:
@@ -19,3 +20,15 @@ def load_noted(path: str | Path) -> Config:
     for key, message in cfg.notes:
         err_console.print(f"note: {key}: {message}", markup=False)
     return cfg
+
+
+def refuse_reward_model(cfg: Config, command: str) -> None:
+    """A reward model scores conversations; the language-model commands (generation, merging
+    into a causal LM) do not apply to it."""
+    if cfg.reward_model:
+        raise NotSupportedError(
+            f"`{command}` is for language models, and this config trains a reward model "
+            "(`reward_model: true`), which scores conversations: load it with transformers' "
+            "AutoModelForSequenceClassification (and peft's PeftModel for an adapter) and read "
+            "`logits[:, 0]`; its held-out accuracy is in metrics.jsonl (`eval_accuracy`)."
+        )

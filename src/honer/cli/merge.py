@@ -41,7 +41,7 @@ def merge_lora(
     ),
 ) -> None:
     """Merge a LoRA/QLoRA adapter into its base model and save it (safetensors, tokenizer, card)."""
-    from honer.cli.loading import load_noted
+    from honer.cli.loading import load_noted, refuse_reward_model
     from honer.model.merge import QLORA_BASES, parse_size
 
     if qlora_base not in QLORA_BASES:
@@ -49,6 +49,7 @@ def merge_lora(
     if dtype is not None and dtype not in DTYPES:
         raise HonerError(f"--dtype: `{dtype}` is not one of {', '.join(DTYPES)}.")
     cfg = load_noted(config)
+    refuse_reward_model(cfg, "honer merge-lora")
     if qlora_base != "dequantized" and not (cfg.load_in_4bit or cfg.adapter == "qlora"):
         raise HonerError("--qlora-base: applies to QLoRA adapters only (this config is not 4-bit).")
     shard_bytes = parse_size(max_shard_size)

@@ -18,6 +18,7 @@ from honer.config.schema import (
     ONLINE_RL,
     PREFERENCE_TYPES,
     REFERENCE_FREE,
+    REWARD_TYPES,
     Config,
 )
 
@@ -463,6 +464,19 @@ DPO_LOSSES = (
 def _preference(cfg: Config) -> Iterator[Problem]:
     """`rl:` runs and their data: preference formats only with `rl`, and only what runs."""
     entries = [("datasets", cfg.datasets), ("test_datasets", cfg.test_datasets or [])]
+    if cfg.reward_model:
+        yield from _reward_model(cfg, entries)
+        return
+    for key in ("num_labels", "center_rewards_coefficient"):
+        if getattr(cfg, key) is not None:
+            yield key, "applies to reward models (`reward_model: true`) only."
+    for group, items in entries:
+        for i, ds in enumerate(items):
+            if ds.type in REWARD_TYPES:
+                yield (
+                    f"{group}[{i}].type",
+                    f"`{ds.type}` is reward-model data: set `reward_model: true` to train on it.",
+                )
     if cfg.rl is None:
         for group, items in entries:
             for i, ds in enumerate(items):
@@ -633,6 +647,46 @@ def _grpo(cfg: Config, entries: list[tuple[str, list[Any]]]) -> Iterator[Problem
             "`rl: gdpo` normalizes each reward before summing: use `rl: grpo` for "
             "`sum_then_normalize`.",
         )
+
+
+def _reward_model(cfg: Config, entries: list[tuple[str, list[Any]]]) -> Iterator[Problem]:
+    """`reward_model: true`: pairs, a one-output classifier, and none of the `rl` settings."""
+    if cfg.rl is not None:
+        yield (
+            "reward_model",
+            f"a reward model trains on pairs without `rl`; `rl: {cfg.rl}` trains the policy: "
+            "keep one (train the reward model first, then use it).",
+        )
+    for group, items in entries:
+        for i, ds in enumerate(items):
+            if ds.type not in PREFERENCE_TYPES and ds.type not in REWARD_TYPES:
+                yield (
+                    f"{group}[{i}].type",
+                    f"a reward model trains on preference pairs; `{ds.type}` is not such a "
+                    "format: use `bradley_terry.chat_template` or a pair type ("
+                    + ", ".join(PREFERENCE_TYPES)
+                    + ").",
+                )
+    if cfg.num_labels not in (None, 1):
+        yield "num_labels", "a reward model has one output (the reward): use 1."
+    if cfg.model_type and "SequenceClassification" not in cfg.model_type:
+        yield (
+            "model_type",
+            f"`{cfg.model_type}` is not a sequence classifier: a reward model loads with "
+            "`AutoModelForSequenceClassification` (the default when `reward_model` is set).",
+        )
+    unsupported = {
+        "sample_packing": "packs SFT samples; reward pairs are padded per batch",
+        "eval_table_size": "(generations during training) does not apply to a reward model",
+        "use_cut_cross_entropy": "is a language-model loss; a reward model has no vocabulary head",
+        "deepspeed": "is not supported with `reward_model` yet: use one process or DDP",
+        "fsdp": "is not supported with `reward_model` yet: use one process or DDP",
+        "fsdp_config": "is not supported with `reward_model` yet: use one process or DDP",
+        "evals": "checks generations; a reward model scores, it does not generate",
+    }
+    for key, why in unsupported.items():
+        if getattr(cfg, key, None):
+            yield key, f"`{key}` {why}."
 
 
 def _method_keys(cfg: Config) -> Iterator[Problem]:

@@ -35,6 +35,8 @@ KTO_TYPES = tuple(
     for family in ("chatml", "llama3")
     for kind in ("argilla", "argilla_chat", "intel", "prompt_pairs", "ultra")
 )
+# Reward-model (`reward_model: true`) rows: Axolotl's Bradley-Terry type, besides every pair type.
+REWARD_TYPES = ("bradley_terry.chat_template",)
 # GRPO (`rl: grpo`) prompt rows: `prompt` (text or messages) and the columns the rewards read;
 # `chat_template` rows give their conversation less its last answer (the reference answer).
 GRPO_TYPES = ("prompt", "chat_template")
@@ -44,6 +46,7 @@ DatasetType = Literal[  # type: ignore[valid-type]
         *PREFERENCE_TYPES,
         *(t for t in KTO_TYPES if t not in PREFERENCE_TYPES),
         *(t for t in GRPO_TYPES if t not in SFT_TYPES),
+        *REWARD_TYPES,
     )
 ]
 RlKind = Literal["dpo", "ipo", "orpo", "kto", "simpo", "grpo", "gdpo"]
@@ -677,6 +680,20 @@ class Config(_Section):
     )
     kto_undesirable_weight: float = Field(
         1.0, gt=0, description="KTO: weight of the undesirable (label false) examples' loss."
+    )
+    reward_model: bool = Field(
+        False,
+        description="Train a reward model (a sequence classifier scoring a whole conversation) on "
+        "preference pairs, with the Bradley-Terry loss (TRL's `RewardTrainer`).",
+    )
+    num_labels: int | None = Field(
+        None, ge=1, description="Outputs of the classifier head (a reward model has 1)."
+    )
+    center_rewards_coefficient: float | None = Field(
+        None,
+        ge=0,
+        description="Reward model: weight of a penalty that keeps rewards centred on 0 (0.01 is "
+        "the usual value).",
     )
     precompute_ref_log_probs: bool = Field(
         False,

@@ -95,6 +95,9 @@ def fingerprint(cfg: Config, tokenizer: Any) -> str:
         "formats": {name: mod.VERSION for name, mod in FORMATS.items()},
         "preference": _preference_version() if cfg.rl else None,
         "prompts": _prompt_fingerprint(cfg) if cfg.rl in ONLINE_RL else None,
+        "reward_model": {"version": 1, "preference": _preference_version()}
+        if cfg.reward_model
+        else None,
         "tokenizer": tokenizer_hash(tokenizer),
         "config": {k: getattr(cfg, k) for k in _FINGERPRINT_KEYS},
         "datasets": [d.model_dump(mode="json") for d in cfg.datasets],
@@ -286,10 +289,63 @@ def _tokenize_prompt_entry(
     return _map_entry(raw, cfg, f"{where} ({ds.path})", empty, tokenize)
 
 
+def _tokenize_reward_entry(
+    raw: Dataset, cfg: Config, index: int, group: str, ds: DatasetConfig, tokenizer: Any
+) -> tuple[Dataset, Counter]:
+    """Reward-model pairs → `chosen_ids`, `rejected_ids`: each the whole conversation the
+    reward model scores. A pair type gives prompt + answer exactly as a DPO pair's ids; Axolotl's
+    `bradley_terry.chat_template` row (`system`, `input`, `chosen`, `rejected` text) becomes
+    two conversations tokenized by the SFT `chat_template` format, as Axolotl does. Pairs whose
+    longer side exceeds `sequence_len` are dropped, or cut with `excess_length_strategy:
+    truncate` (TRL's `max_length` would drop them silently)."""
+    from honer.data import preference
+
+    chat = ds.model_copy(update={"type": "chat_template"})
+    ctx = format_context(cfg, chat, tokenizer)
+    view = TokenizerView(tokenizer)
+    limit = cfg.sequence_len
+    truncate = cfg.excess_length_strategy == "truncate"
+    bradley_terry = ds.type == "bradley_terry.chat_template"
+
+    def conversation(row: dict[str, Any], answer_key: str) -> list[int]:
+        messages = []
+        system = row.get("system")
+        if system:
+            messages.append({"role": "system", "content": str(system)})
+        for key, role in (("input", "user"), (answer_key, "assistant")):
+            value = row.get(key)
+            if not isinstance(value, str) or not value.strip():
+                raise FormatError(f"column `{key}` must be non-empty text")
+            messages.append({"role": role, "content": value})
+        samples = FORMATS["chat_template"].tokenize_row({"messages": messages}, view, ctx)
+        return list(samples[0].input_ids)
+
+    def tokenize(row: dict[str, Any]) -> list[tuple[dict[str, Any] | None, str]]:
+        if bradley_terry:
+            chosen, rejected = conversation(row, "chosen"), conversation(row, "rejected")
+            if chosen == rejected:
+                raise FormatError("the chosen and rejected answers are the same")
+        else:
+            pair = preference.tokenize_row(row, ds, ctx, view, tokenizer)
+            chosen = pair["prompt_ids"] + pair["chosen_ids"]
+            rejected = pair["prompt_ids"] + pair["rejected_ids"]
+        status = "ok"
+        if max(len(chosen), len(rejected)) > limit:
+            if not truncate:
+                return [(None, "dropped: longer than sequence_len")]
+            chosen, rejected, status = chosen[:limit], rejected[:limit], "truncated"
+        return [({"chosen_ids": chosen, "rejected_ids": rejected}, status)]
+
+    empty: dict[str, Any] = {"chosen_ids": [], "rejected_ids": []}
+    return _map_entry(raw, cfg, f"{group}[{index}] ({ds.path})", empty, tokenize)
+
+
 def _tokenize_entry(
     raw: Dataset, cfg: Config, index: int, group: str, ds: DatasetConfig, tokenizer: Any
 ) -> tuple[Dataset, Counter]:
     """Run one dataset entry's format over its rows (batched `datasets.map`)."""
+    if cfg.reward_model:
+        return _tokenize_reward_entry(raw, cfg, index, group, ds, tokenizer)
     if cfg.rl in ONLINE_RL:
         return _tokenize_prompt_entry(raw, cfg, index, group, ds, tokenizer)
     if cfg.rl is not None:
@@ -334,6 +390,14 @@ def _percentiles(lengths: list[int]) -> dict[str, int]:
 
 
 def split_stats(data: Dataset) -> dict[str, Any]:
+    if "prompt_ids" not in data.column_names and "chosen_ids" in data.column_names:
+        chosen = [len(x) for x in data["chosen_ids"]]  # reward-model pairs: whole sequences
+        rejected = [len(x) for x in data["rejected_ids"]]
+        return {
+            "samples": len(data),
+            "tokens": sum(chosen) + sum(rejected),
+            "length": _percentiles([max(c, r) for c, r in zip(chosen, rejected, strict=True)]),
+        }
     if "reward_columns" in data.column_names:  # GRPO prompts: completions come in training
         lengths = [len(x) for x in data["prompt_ids"]]
         return {"samples": len(data), "tokens": sum(lengths), "length": _percentiles(lengths)}

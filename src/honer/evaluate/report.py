@@ -63,6 +63,62 @@ def plot_curves(metrics: list[dict[str, Any]], diagnosis: Diagnosis, dest: Path)
     save_figure(fig, dest)
 
 
+# Preference / RL metrics worth a curve, by panel: (title, metrics.jsonl keys). The `eval_`
+# versions are drawn beside the training ones; GRPO's per-reward means join the reward panel.
+RL_PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("reward margin (chosen − rejected)", ("rewards/margins", "margin")),
+    ("pairs ranked right", ("rewards/accuracies", "accuracy")),
+    ("answer log-probs", ("logps/chosen", "logps/rejected")),
+    ("reward (GRPO)", ("reward",)),
+    ("KL to the reference", ("kl",)),
+)
+
+
+def rl_metrics_png(metrics: list[dict[str, Any]]) -> str:
+    """The preference / RL curves of a run (DPO/KTO/ORPO/SimPO margins, accuracy and log-probs;
+    GRPO rewards and KL; reward-model accuracy and margin) as an inline PNG (base64), or ''
+    when the run logged none (an SFT run)."""
+    rewards = sorted(
+        {k for m in metrics for k in m if k.startswith("rewards/") and k.endswith("/mean")}
+    )
+    panels = []
+    for title, keys in RL_PANELS:
+        keys = keys + tuple(rewards) if keys == ("reward",) else keys
+        series = []
+        for key in keys:
+            for name, prefix, style in ((key, "", "-"), (f"eval {key}", "eval_", "o-")):
+                points = [
+                    (m["step"], m[prefix + key])
+                    for m in metrics
+                    if isinstance(m.get(prefix + key), int | float) and "step" in m
+                ]
+                if points:
+                    series.append((name, points, style))
+        if series:
+            panels.append((title, series))
+    if not panels:
+        return ""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), dpi=100, squeeze=False)
+    for ax, (title, series) in zip(axes[0], panels, strict=True):
+        for name, points, style in series:
+            ax.plot(*zip(*points, strict=True), style, label=name, markersize=3)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("optimizer step", fontsize=8)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
 def histogram_png(hist: dict[str, list[int]]) -> str:
     """The training-length histogram as an inline PNG (base64), or '' without data."""
     if not hist or not hist.get("counts"):
@@ -144,6 +200,12 @@ def build_report(output_dir: str | Path) -> Path:
         f"{html.escape(diagnosis.reason)}</p>",
         f"<img alt='loss curves' src='data:image/png;base64,{png}'>",
     ]
+    rl_png = rl_metrics_png(metrics)
+    if rl_png:
+        parts += [
+            "<h2>Preference / RL metrics</h2>",
+            f"<img alt='preference and RL curves' src='data:image/png;base64,{rl_png}'>",
+        ]
     if stats:
         parts.append("<h2>Data</h2>")
         split_rows = [

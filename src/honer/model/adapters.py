@@ -201,7 +201,9 @@ def lora_config(cfg: Config, model: nn.Module) -> Any:
     targets = resolve_target_modules(cfg, model)
     _check_targets_exist(targets, model)
     return LoraConfig(
-        task_type=TaskType.CAUSAL_LM,
+        # A reward model's new score head is trained in full beside the adapter (peft's
+        # SEQ_CLS task saves it with the adapter).
+        task_type=TaskType.SEQ_CLS if cfg.reward_model else TaskType.CAUSAL_LM,
         r=cfg.lora_r,
         lora_alpha=cfg.lora_alpha,
         lora_dropout=cfg.lora_dropout,

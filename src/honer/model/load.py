@@ -210,7 +210,8 @@ def attn_implementation(cfg: Config, dtype: Any = None) -> str | None:
 
 
 def _model_class(cfg: Config) -> Any:
-    name = cfg.model_type or "AutoModelForCausalLM"
+    default = "AutoModelForSequenceClassification" if cfg.reward_model else "AutoModelForCausalLM"
+    name = cfg.model_type or default
     return _transformers_class(
         "model_type", name, "model", "AutoModelForCausalLM, LlamaForCausalLM"
     )
@@ -306,6 +307,8 @@ def load_model(cfg: Config, tokenizer: PreTrainedTokenizerBase) -> PreTrainedMod
     attn = attn_implementation(cfg, dtype)
     if attn is not None:
         kwargs["attn_implementation"] = attn
+    if cfg.reward_model:  # one output: the reward
+        kwargs["num_labels"] = 1
     quant = quantization_config(cfg, dtype)
     if quant is not None:
         kwargs["quantization_config"] = quant
@@ -324,7 +327,11 @@ def load_model(cfg: Config, tokenizer: PreTrainedTokenizerBase) -> PreTrainedMod
                 revision=cfg.revision_of_model,
                 **(cfg.model_config_overrides or {}),
             )
+            if "num_labels" in kwargs:
+                kwargs["config"].num_labels = kwargs.pop("num_labels")
         model = cls.from_pretrained(source, **kwargs)
+        if cfg.reward_model:  # the classifier reads the last token before the padding
+            model.config.pad_token_id = tokenizer.pad_token_id
     except (OSError, ValueError) as err:
         if is_out_of_memory(err):
             raise out_of_memory_error("loading the base model") from None

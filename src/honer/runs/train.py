@@ -83,8 +83,15 @@ def train(cfg: Config, *, resume: bool = False, console: Console | None = None) 
         callbacks.append(pusher.callback())
     started = time.perf_counter()
     trainer_fn = run_trainer
-    if cfg.rl in ("grpo", "gdpo"):
-        from honer.train.grpo import train_grpo as trainer_fn
+    if cfg.reward_model:
+        from honer.train.reward import train_reward_model as trainer_fn
+    elif cfg.rl in ("grpo", "gdpo"):
+        import functools
+
+        from honer.evaluate.rewards import reward_functions
+        from honer.train.grpo import train_grpo
+
+        trainer_fn = functools.partial(train_grpo, reward_funcs=reward_functions(cfg))
     elif cfg.rl is not None:
         from honer.train.preference import train_preference as trainer_fn
     result = trainer_fn(
@@ -165,6 +172,9 @@ def length_histogram(dataset: Any, bins: int = 20) -> dict[str, list[int]]:
     if "completion_ids" in dataset.column_names:  # KTO: a prompt and its one answer
         rows = zip(dataset["prompt_ids"], dataset["completion_ids"], strict=True)
         lengths = [len(p) + len(c) for p, c in rows]
+    elif "prompt_ids" not in dataset.column_names and "chosen_ids" in dataset.column_names:
+        pairs = zip(dataset["chosen_ids"], dataset["rejected_ids"], strict=True)  # reward model
+        lengths = [max(len(c), len(r)) for c, r in pairs]
     elif "reward_columns" in dataset.column_names:  # GRPO: the prompts (completions come later)
         lengths = [len(p) for p in dataset["prompt_ids"]]
     elif "prompt_ids" in dataset.column_names:

@@ -34,7 +34,8 @@ _TRAIN_KEYS = {
 
 # Preference and RL runs' own metrics: DPO/KTO/ORPO/SimPO (rewards/…, logps/…, logits/…,
 # nll_loss, log_odds_ratio, kl), GRPO (reward, reward_std, rewards/<check>/mean,
-# completions/…, entropy, frac_reward_zero_std, clip_ratio/…).
+# completions/…, entropy, frac_reward_zero_std, clip_ratio/…), reward models (accuracy,
+# margin, min/mean/max_reward).
 _PAIR_PREFIXES = (
     "reward",
     "logps/",
@@ -46,6 +47,11 @@ _PAIR_PREFIXES = (
     "entropy",
     "frac_reward",
     "clip_ratio",
+    "accuracy",
+    "margin",
+    "min_reward",
+    "mean_reward",
+    "max_reward",
 )
 
 

@@ -308,12 +308,13 @@ def estimate(cfg: Config, shape: Shape, t: Tensors, processes: int = 1) -> Estim
     # (DPO), or prompt + answer and prompt + a neighbour's answer for the KL term (KTO).
     # (GRPO: each micro-batch row is one prompt + completion.)
     online = cfg.rl in ONLINE_RL
-    sequences = 2 if cfg.rl and not online else 1
+    # A reward model reads both sides of a pair too, and its head has one output, not a vocabulary.
+    sequences = 2 if (cfg.rl and not online) or cfg.reward_model else 1
     tokens = sequences * cfg.micro_batch_size * cfg.sequence_len
     per_layer, outside = activation_elements_per_token(cfg, shape, t)
     if (cfg.attn_implementation or "sdpa") == "eager":  # n·S² attention probabilities
         per_layer += shape.heads * cfg.sequence_len
-    head = tokens * shape.vocab * 4  # the loss's float32 log-softmax
+    head = tokens * (1 if cfg.reward_model else shape.vocab) * 4  # the loss's float32 log-softmax
     loss_transient = 2 * head
     if cfg.gradient_checkpointing:
         inputs = tokens * shape.hidden * shape.layers * elem  # each layer's input, kept

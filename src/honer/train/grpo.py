@@ -3,7 +3,7 @@ config's checks as rewards.
 
 Each optimizer step samples `trl.num_generations` completions per prompt (transformers'
 `generate` by default, on any device; vLLM on CUDA with `use_vllm`), scores them with the
-rewards of `honer.train.rewards`, and moves the policy toward the completions that scored above
+rewards of `honer.evaluate.rewards`, and moves the policy toward the completions that scored above
 their group's mean. TRL does the sampling, advantages and loss; honer brings its prepared
 prompts (`honer.data.prompts`, cached and counted like any data), the config's chat template,
 and, through `RunMixin`, the run behaviour every honer run has: atomic checkpoints, exact resume,
@@ -122,12 +122,16 @@ def build_grpo_trainer(
     eval_dataset: Dataset | None = None,
     console: Console | None = None,
     callbacks: list[Any] | None = None,
+    reward_funcs: list[Any] | None = None,
 ) -> tuple[HonerGRPOTrainer, StepPlan]:
-    """The configured GRPO trainer and its step plan, without training."""
+    """The configured GRPO trainer and its step plan, without training. `reward_funcs` are the
+    run's rewards in `reward_weights` order (`honer.evaluate.rewards.reward_functions(cfg)`
+    builds them from the config)."""
     from honer.data.formats.context import format_context
-    from honer.train.rewards import reward_functions
 
     assert cfg.trl is not None
+    if not reward_funcs:
+        raise ValueError("GRPO needs its reward functions (honer.evaluate.rewards)")
     if len(train_dataset) == 0:
         raise DataError(
             "the training set has no prompts: check `datasets` and the prompts dropped for "
@@ -150,7 +154,7 @@ def build_grpo_trainer(
         args.beta = 0.0
     trainer = HonerGRPOTrainer(
         model=model,
-        reward_funcs=reward_functions(cfg),
+        reward_funcs=reward_funcs,
         args=args,
         train_dataset=trl_rows(train_dataset, "training"),
         eval_dataset=trl_rows(eval_dataset, "validation") if has_eval else None,
@@ -207,16 +211,15 @@ def train_grpo(
     resume: bool = False,
     console: Console | None = None,
     callbacks: list[Any] | None = None,
+    reward_funcs: list[Any] | None = None,
 ) -> TrainResult:
-    """Train `model` on the prepared prompts with GRPO, and save the result in output_dir, as
-    every honer run does."""
-    from honer.train.rewards import reward_names
-
+    """Train `model` on the prepared prompts with GRPO, scored by `reward_funcs`, and save the
+    result in output_dir, as every honer run does."""
     console = console or Console(highlight=False, soft_wrap=True)
     trainer, plan = build_grpo_trainer(
-        cfg, model, tokenizer, train_dataset, eval_dataset, console, callbacks
+        cfg, model, tokenizer, train_dataset, eval_dataset, console, callbacks, reward_funcs
     )
-    summary = grpo_summary(cfg, plan, train_dataset, reward_names(trainer.reward_funcs))
+    summary = grpo_summary(cfg, plan, train_dataset, list(trainer.reward_func_names))
     return run_built(
         cfg,
         trainer,

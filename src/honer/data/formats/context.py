@@ -15,9 +15,13 @@ CHAT_TYPES = ("sharegpt", "chat_template")
 
 
 def renders_chat(ds_type: str) -> bool:
-    """Whether rows of this type are rendered with a chat template (SFT chats and the
-    `chat_template.*` preference formats)."""
-    return ds_type in CHAT_TYPES or ds_type.startswith("chat_template.")
+    """Whether rows of this type are rendered with a chat template (SFT chats, the
+    `chat_template.*` preference formats, GRPO prompts and Bradley-Terry reward pairs)."""
+    return (
+        ds_type in CHAT_TYPES
+        or ds_type.startswith("chat_template.")
+        or ds_type in ("prompt", "bradley_terry.chat_template")
+    )
 
 
 # Names `chat_template_kwargs` may not use: apply_chat_template's own arguments (a `tokenize`

@@ -1,5 +1,7 @@
 """GRPO's reward functions from the config: honer's evaluation checks, or the user's Python.
 
+(`honer.runs.train` builds them and hands them to `honer.train.grpo`.)
+
 `trl.reward_funcs` lists, in order:
 
 * a check mapping, as in `evals.checks` (`{type: regex, pattern: ...}`, `not_regex`, `json`,
@@ -88,7 +90,3 @@ def reward_functions(cfg: Config) -> list[RewardFn]:
         else:
             functions.append(import_python(str(spec), where))
     return functions
-
-
-def reward_names(functions: list[RewardFn]) -> list[str]:
-    return [getattr(f, "__name__", type(f).__name__) for f in functions]
