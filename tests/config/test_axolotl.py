@@ -766,6 +766,54 @@ saves_per_epoch: 1
 weight_decay: 0.0
 special_tokens:
 """,
+    # examples/qwen2/prm.yaml, as Axolotl ships it (comments dropped).
+    "qwen2-prm": """
+base_model: Qwen/Qwen2.5-3B
+model_type: AutoModelForTokenClassification
+num_labels: 2
+tokenizer_type: AutoTokenizer
+process_reward_model: true
+chat_template:
+datasets:
+  - path: trl-lib/math_shepherd
+    type: stepwise_supervised
+    step_separator: "\n"
+    max_completion_length:
+    train_on_last_step_only: false
+val_set_size: 0.2
+output_dir: ./outputs/out
+remove_unused_columns: false
+sequence_len: 2048
+sample_packing: false
+eval_sample_packing: false
+wandb_project:
+wandb_entity:
+wandb_watch:
+wandb_name:
+wandb_log_model:
+gradient_accumulation_steps: 1
+micro_batch_size: 8
+eval_batch_size: 8
+num_epochs: 1
+optimizer: adamw_torch
+lr_scheduler: cosine
+learning_rate: 0.0002
+bf16: true
+fp16:
+tf32:
+gradient_checkpointing: true
+gradient_checkpointing_kwargs:
+  use_reentrant: false
+resume_from_checkpoint:
+logging_steps: 1
+attn_implementation: flash_attention_2
+warmup_ratio: 0.1
+evals_per_epoch:
+eval_steps: 100
+saves_per_epoch: 1
+weight_decay: 0.0
+special_tokens:
+""",
     "llama3-kto-qlora": """
 base_model: meta-llama/Llama-3.2-1B
 load_in_8bit: false
@@ -835,5 +883,5 @@ def test_axolotl_prompt_strategy_we_lack_is_named() -> None:
         "chatml.default, "
         "chatml.argilla_chat, chatml.icr, chatml.intel, chatml.prompt_pairs, chatml.ultra, "
         "llama3.default, llama3.argilla_chat, llama3.icr, llama3.intel, llama3.prompt_pairs, "
-        "llama3.ultra, chatml.argilla, llama3.argilla, prompt, bradley_terry.chat_template). Did you mean `alpaca`?"
+        "llama3.ultra, chatml.argilla, llama3.argilla, prompt, bradley_terry.chat_template, stepwise_supervised). Did you mean `alpaca`?"
     )

@@ -33,6 +33,7 @@ PLAIN = [
     "mistral-qlora-orpo",
     "llama3-gdpo",
     "qwen2-reward-model",
+    "qwen2-prm",
 ]
 
 # The GDPO example's Python (`rwd.py`, which Axolotl's users write beside the config): a stand-in
@@ -81,6 +82,15 @@ def _rows(dataset: dict, n: int = 24) -> list[dict]:
                     {"role": "user", "content": f"Add {i} and 1"},
                     {"role": "assistant", "content": "zebra"},
                 ],
+            }
+            for i in range(n)
+        ]
+    if dataset["type"] == "stepwise_supervised":  # Math-Shepherd's columns
+        return [
+            {
+                "prompt": f"Add {i} and 1",
+                "completions": [f"{i} + 1", f"= {i + 1}"],
+                "labels": [True, i % 3 != 0],
             }
             for i in range(n)
         ]
@@ -209,6 +219,11 @@ def test_axolotl_style_config_trains(
         saved_config = json.loads((tmp_path / "out" / "config.json").read_text())
         assert saved_config["architectures"][0].endswith("ForSequenceClassification")
         assert len(saved_config["id2label"]) == 1
+    if cfg.process_reward_model:  # a two-class token classifier saved
+        saved_config = json.loads((tmp_path / "out" / "config.json").read_text())
+        assert saved_config["architectures"][0].endswith("ForTokenClassification")
+        # transformers leaves its default of two labels out of config.json
+        assert len(saved_config.get("id2label") or {"0": "LABEL_0", "1": "LABEL_1"}) == 2
     if cfg.rl == "gdpo":  # both Python rewards scored every step, and the KL is logged
         assert {"rewards/format_reward/mean", "rewards/correctness_reward/mean", "kl"} <= set(
             steps[0]

@@ -29,6 +29,10 @@ CHAT = {"datasets": [{"path": "d.jsonl", "type": "chat_template"}]}
 # (case id, keys added to BASE, expected key path, fragment of the message)
 PAIRS = {"datasets": [{"path": "p.jsonl", "type": "chat_template.default"}]}
 DPO = {"rl": "dpo", **PAIRS}
+PRM = {
+    "process_reward_model": True,
+    "datasets": [{"path": "s.jsonl", "type": "stepwise_supervised"}],
+}
 GRPO = {
     "rl": "grpo",
     "micro_batch_size": 4,
@@ -39,6 +43,39 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("pairs without rl", PAIRS, "datasets[0].type", "is a preference format: set `rl: dpo`"),
     ("dpo loss without rl", {"dpo_loss_type": ["sigmoid"]}, "dpo_loss_type", "applies to `rl:"),
     ("rm keys without rm", {"num_labels": 1}, "num_labels", "applies to reward models"),
+    (
+        "step key off stepwise",
+        {"datasets": [{"path": "d.jsonl", "type": "alpaca", "train_on_last_step_only": True}]},
+        "datasets[0].train_on_last_step_only",
+        "applies to `type: stepwise_supervised`",
+    ),
+    (
+        "separator off stepwise",
+        {"datasets": [{"path": "d.jsonl", "type": "alpaca", "step_separator": " "}]},
+        "datasets[0].step_separator",
+        "applies to `type: stepwise_supervised`",
+    ),
+    (
+        "stepwise without prm",
+        {"datasets": [{"path": "d.jsonl", "type": "stepwise_supervised"}]},
+        "datasets[0].type",
+        "set `process_reward_model: true`",
+    ),
+    (
+        "prm with rm",
+        {**PRM, "reward_model": True},
+        "process_reward_model",
+        "set together with `reward_model`",
+    ),
+    ("prm on sft data", {"process_reward_model": True}, "datasets[0].type", "`alpaca` is not one"),
+    ("prm labels", {**PRM, "num_labels": 1}, "num_labels", "use 2"),
+    (
+        "prm model class",
+        {**PRM, "model_type": "AutoModelForSequenceClassification"},
+        "model_type",
+        "is not a token classifier",
+    ),
+    ("prm packing", {**PRM, "sample_packing": True}, "sample_packing", "stepwise rows are padded"),
     (
         "bt data without rm",
         {"datasets": [{"path": "b.jsonl", "type": "bradley_terry.chat_template"}]},

@@ -132,7 +132,7 @@ def test_wrong_value_names_path_and_allowed_values() -> None:
         "input_output, chat_template.default, "
     )
     assert message.endswith(
-        ", llama3.argilla, prompt, bradley_terry.chat_template). Did you mean `alpaca`?"
+        ", llama3.argilla, prompt, bradley_terry.chat_template, stepwise_supervised). Did you mean `alpaca`?"
     )
 
 

@@ -25,6 +25,13 @@ def load_noted(path: str | Path) -> Config:
 def refuse_reward_model(cfg: Config, command: str) -> None:
     """A reward model scores conversations; the language-model commands (generation, merging
     into a causal LM) do not apply to it."""
+    if cfg.process_reward_model:
+        raise NotSupportedError(
+            f"`{command}` is for language models, and this config trains a process reward model "
+            "(`process_reward_model: true`), which labels reasoning steps: load it with "
+            "transformers' AutoModelForTokenClassification (and peft's PeftModel for an adapter) "
+            "and read the class at each step's last token."
+        )
     if cfg.reward_model:
         raise NotSupportedError(
             f"`{command}` is for language models, and this config trains a reward model "

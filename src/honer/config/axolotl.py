@@ -159,15 +159,15 @@ FAMILIES: tuple[Family, ...] = (
             "dpo_generate_during_eval",
             "dpo_use_liger_kernel",
             "rpo_alpha",
-            "process_reward_model",
             "vllm",
             "ebft",
             "max_prompt_len",
         ),
         "refused",
         "honer runs DPO, IPO, KTO, ORPO, SimPO and GRPO (`rl: dpo|ipo|kto|orpo|simpo|grpo`, "
-        "`rl_beta`, `dpo_loss_type`, `orpo_alpha`, `simpo_gamma`, `cpo_alpha`, `trl:`) and reward "
-        "models (`reward_model: true`); these "
+        "`rl_beta`, `dpo_loss_type`, `orpo_alpha`, `simpo_gamma`, `cpo_alpha`, `trl:`), reward "
+        "models (`reward_model: true`) and process reward models (`process_reward_model: "
+        "true`); these "
         "preference and RL settings are not supported yet: remove the key, or train this stage "
         "with Axolotl or TRL",
     ),

@@ -17,6 +17,7 @@ from honer.config.schema import (
     KTO_TYPES,
     ONLINE_RL,
     PREFERENCE_TYPES,
+    PRM_TYPES,
     REFERENCE_FREE,
     REWARD_TYPES,
     Config,
@@ -464,6 +465,24 @@ DPO_LOSSES = (
 def _preference(cfg: Config) -> Iterator[Problem]:
     """`rl:` runs and their data: preference formats only with `rl`, and only what runs."""
     entries = [("datasets", cfg.datasets), ("test_datasets", cfg.test_datasets or [])]
+    for group, items in entries:
+        for i, ds in enumerate(items):
+            where = f"{group}[{i}]"
+            if ds.type not in PRM_TYPES:
+                for key in ("max_completion_length", "train_on_last_step_only"):
+                    if getattr(ds, key):
+                        yield f"{where}.{key}", "applies to `type: stepwise_supervised` rows."
+                if ds.step_separator != "\n":
+                    yield f"{where}.step_separator", "applies to `type: stepwise_supervised` rows."
+            elif not cfg.process_reward_model:
+                yield (
+                    f"{where}.type",
+                    "`stepwise_supervised` rows train a process reward model: set "
+                    "`process_reward_model: true`.",
+                )
+    if cfg.process_reward_model:
+        yield from _process_reward_model(cfg, entries)
+        return
     if cfg.reward_model:
         yield from _reward_model(cfg, entries)
         return
@@ -647,6 +666,42 @@ def _grpo(cfg: Config, entries: list[tuple[str, list[Any]]]) -> Iterator[Problem
             "`rl: gdpo` normalizes each reward before summing: use `rl: grpo` for "
             "`sum_then_normalize`.",
         )
+
+
+def _process_reward_model(cfg: Config, entries: list[tuple[str, list[Any]]]) -> Iterator[Problem]:
+    """`process_reward_model: true`: stepwise rows, a two-class token classifier, nothing else."""
+    for key, value in (("rl", cfg.rl), ("reward_model", cfg.reward_model)):
+        if value:
+            yield (
+                "process_reward_model",
+                f"set together with `{key}`: a process reward model is its own training run; "
+                "keep one.",
+            )
+    for group, items in entries:
+        for i, ds in enumerate(items):
+            if ds.type not in PRM_TYPES:
+                yield (
+                    f"{group}[{i}].type",
+                    f"a process reward model trains on `stepwise_supervised` rows (prompt, "
+                    f"completions, labels); `{ds.type}` is not one.",
+                )
+    if cfg.num_labels not in (None, 2):
+        yield "num_labels", "a process reward model tells right steps from wrong ones: use 2."
+    if cfg.model_type and "TokenClassification" not in cfg.model_type:
+        yield (
+            "model_type",
+            f"`{cfg.model_type}` is not a token classifier: a process reward model loads with "
+            "`AutoModelForTokenClassification` (the default when `process_reward_model` is set).",
+        )
+    unsupported = {
+        "sample_packing": "packs causal-LM samples; stepwise rows are padded per batch",
+        "eval_table_size": "(generations during training) does not apply to a reward model",
+        "use_cut_cross_entropy": "is a language-model loss; a token classifier has two classes",
+        "evals": "checks generations; a process reward model scores steps, it does not generate",
+    }
+    for key, why in unsupported.items():
+        if getattr(cfg, key, None):
+            yield key, f"`{key}` {why}."
 
 
 def _reward_model(cfg: Config, entries: list[tuple[str, list[Any]]]) -> Iterator[Problem]:

@@ -37,6 +37,8 @@ KTO_TYPES = tuple(
 )
 # Reward-model (`reward_model: true`) rows: Axolotl's Bradley-Terry type, besides every pair type.
 REWARD_TYPES = ("bradley_terry.chat_template",)
+# Process-reward-model (`process_reward_model: true`) rows: a prompt, steps and a label per step.
+PRM_TYPES = ("stepwise_supervised",)
 # GRPO (`rl: grpo`) prompt rows: `prompt` (text or messages) and the columns the rewards read;
 # `chat_template` rows give their conversation less its last answer (the reference answer).
 GRPO_TYPES = ("prompt", "chat_template")
@@ -47,6 +49,7 @@ DatasetType = Literal[  # type: ignore[valid-type]
         *(t for t in KTO_TYPES if t not in PREFERENCE_TYPES),
         *(t for t in GRPO_TYPES if t not in SFT_TYPES),
         *REWARD_TYPES,
+        *PRM_TYPES,
     )
 ]
 RlKind = Literal["dpo", "ipo", "orpo", "kto", "simpo", "grpo", "gdpo"]
@@ -246,6 +249,17 @@ class DatasetConfig(_Section):
         description="GRPO: a Python `module.function(cfg)` returning `(transform_fn, map "
         "kwargs)` that turns each row into `{prompt, …}` (Axolotl's `type: module.function`; "
         "imported from the working directory).",
+    )
+    step_separator: str = Field(
+        "\n",
+        description="stepwise_supervised: text appended to every step (its label sits on "
+        "the step's last token).",
+    )
+    max_completion_length: PositiveInt | None = Field(
+        None, description="stepwise_supervised: keep at most this many step tokens."
+    )
+    train_on_last_step_only: bool = Field(
+        False, description="stepwise_supervised: train on the last step's label only."
     )
     prompt_style: Literal["instruct", "chat", "chatml", "phi"] = Field(
         "instruct",
@@ -686,8 +700,16 @@ class Config(_Section):
         description="Train a reward model (a sequence classifier scoring a whole conversation) on "
         "preference pairs, with the Bradley-Terry loss (TRL's `RewardTrainer`).",
     )
+    process_reward_model: bool = Field(
+        False,
+        description="Train a process reward model: a token classifier that judges each reasoning "
+        "step (`type: stepwise_supervised` rows) right or wrong.",
+    )
     num_labels: int | None = Field(
-        None, ge=1, description="Outputs of the classifier head (a reward model has 1)."
+        None,
+        ge=1,
+        description="Outputs of the classifier head (a reward model has 1, a process reward "
+        "model 2).",
     )
     center_rewards_coefficient: float | None = Field(
         None,

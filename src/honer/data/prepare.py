@@ -615,7 +615,7 @@ def _contains(ids: list[int], part: list[int]) -> bool:
 def _with_share(note: str, default_ids: list[int], train: Dataset) -> str | None:
     """The note with what the default prompt costs (samples that carry it, its share of the
     training tokens), or None when no training sample carries it (rows have their own)."""
-    if not default_ids:
+    if not default_ids or "input_ids" not in train.column_names:  # SFT samples only
         return None
     lengths_and_hits = [(len(ids), _contains(ids, default_ids)) for ids in train["input_ids"]]
     carrying = sum(hit for _, hit in lengths_and_hits)

@@ -67,13 +67,22 @@ def _is_linear(module: nn.Module) -> bool:
     return isinstance(module, (torch.nn.Linear, Conv1D))
 
 
+# The classifier heads of (process) reward models: new, trained in full (peft's
+# modules_to_save), never adapted.
+CLASSIFIER_HEADS = ("score", "classifier")
+
+
 def linear_module_names(model: nn.Module) -> list[str]:
-    """Full names of every linear layer except the output head (what `all-linear` adapts)."""
+    """Full names of every linear layer except the output head (what `all-linear` adapts): the
+    language-model head, or a classifier's `score` / `classifier` head."""
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     return [
         name
         for name, module in model.named_modules()
-        if _is_linear(module) and module is not head and name
+        if _is_linear(module)
+        and module is not head
+        and name
+        and name.rsplit(".", 1)[-1] not in CLASSIFIER_HEADS
     ]
 
 
@@ -199,11 +208,19 @@ def lora_config(cfg: Config, model: nn.Module) -> Any:
     from peft import LoraConfig, TaskType
 
     targets = resolve_target_modules(cfg, model)
+    if targets == "all-linear" and (cfg.reward_model or cfg.process_reward_model):
+        # peft's `all-linear` would adapt a token classifier's head, which its task also
+        # trains in full: name the layers instead.
+        targets = sorted({name.rsplit(".", 1)[-1] for name in linear_module_names(model)})
     _check_targets_exist(targets, model)
     return LoraConfig(
-        # A reward model's new score head is trained in full beside the adapter (peft's
-        # SEQ_CLS task saves it with the adapter).
-        task_type=TaskType.SEQ_CLS if cfg.reward_model else TaskType.CAUSAL_LM,
+        # A (process) reward model's new score head is trained in full beside the adapter
+        # (peft's SEQ_CLS / TOKEN_CLS tasks save it with the adapter).
+        task_type=TaskType.SEQ_CLS
+        if cfg.reward_model
+        else TaskType.TOKEN_CLS
+        if cfg.process_reward_model
+        else TaskType.CAUSAL_LM,
         r=cfg.lora_r,
         lora_alpha=cfg.lora_alpha,
         lora_dropout=cfg.lora_dropout,

@@ -210,7 +210,13 @@ def attn_implementation(cfg: Config, dtype: Any = None) -> str | None:
 
 
 def _model_class(cfg: Config) -> Any:
-    default = "AutoModelForSequenceClassification" if cfg.reward_model else "AutoModelForCausalLM"
+    default = (
+        "AutoModelForTokenClassification"
+        if cfg.process_reward_model
+        else "AutoModelForSequenceClassification"
+        if cfg.reward_model
+        else "AutoModelForCausalLM"
+    )
     name = cfg.model_type or default
     return _transformers_class(
         "model_type", name, "model", "AutoModelForCausalLM, LlamaForCausalLM"
@@ -309,6 +315,8 @@ def load_model(cfg: Config, tokenizer: PreTrainedTokenizerBase) -> PreTrainedMod
         kwargs["attn_implementation"] = attn
     if cfg.reward_model:  # one output: the reward
         kwargs["num_labels"] = 1
+    elif cfg.process_reward_model:  # two classes per step: wrong, right
+        kwargs["num_labels"] = 2
     quant = quantization_config(cfg, dtype)
     if quant is not None:
         kwargs["quantization_config"] = quant
@@ -330,7 +338,7 @@ def load_model(cfg: Config, tokenizer: PreTrainedTokenizerBase) -> PreTrainedMod
             if "num_labels" in kwargs:
                 kwargs["config"].num_labels = kwargs.pop("num_labels")
         model = cls.from_pretrained(source, **kwargs)
-        if cfg.reward_model:  # the classifier reads the last token before the padding
+        if cfg.reward_model or cfg.process_reward_model:  # classifiers skip the padding
             model.config.pad_token_id = tokenizer.pad_token_id
     except (OSError, ValueError) as err:
         if is_out_of_memory(err):

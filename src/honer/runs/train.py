@@ -83,7 +83,9 @@ def train(cfg: Config, *, resume: bool = False, console: Console | None = None) 
         callbacks.append(pusher.callback())
     started = time.perf_counter()
     trainer_fn = run_trainer
-    if cfg.reward_model:
+    if cfg.process_reward_model:
+        from honer.train.process_reward import train_process_reward_model as trainer_fn
+    elif cfg.reward_model:
         from honer.train.reward import train_reward_model as trainer_fn
     elif cfg.rl in ("grpo", "gdpo"):
         import functools

@@ -314,7 +314,8 @@ def estimate(cfg: Config, shape: Shape, t: Tensors, processes: int = 1) -> Estim
     per_layer, outside = activation_elements_per_token(cfg, shape, t)
     if (cfg.attn_implementation or "sdpa") == "eager":  # n·S² attention probabilities
         per_layer += shape.heads * cfg.sequence_len
-    head = tokens * (1 if cfg.reward_model else shape.vocab) * 4  # the loss's float32 log-softmax
+    outputs = 1 if cfg.reward_model else 2 if cfg.process_reward_model else shape.vocab
+    head = tokens * outputs * 4  # the loss's float32 log-softmax
     loss_transient = 2 * head
     if cfg.gradient_checkpointing:
         inputs = tokens * shape.hidden * shape.layers * elem  # each layer's input, kept

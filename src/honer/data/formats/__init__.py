@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from honer.data.formats import alpaca, chat_template, completion, input_output, sharegpt
+from honer.data.formats import (
+    alpaca,
+    chat_template,
+    completion,
+    input_output,
+    sharegpt,
+    stepwise_supervised,
+)
 from honer.data.formats.context import FormatContext
 
 FORMATS: dict[str, ModuleType] = {
@@ -18,6 +25,8 @@ FORMATS: dict[str, ModuleType] = {
     "chat_template": chat_template,
     "completion": completion,
     "input_output": input_output,
+    # Process reward models' rows (token labels are step classes, not next tokens).
+    "stepwise_supervised": stepwise_supervised,
 }
 
 __all__ = ["FORMATS", "FormatContext"]
