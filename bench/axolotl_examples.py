@@ -3,10 +3,11 @@
 Usage: python bench/axolotl_examples.py AXOLOTL_CHECKOUT [--details]
 
 Reads every YAML under AXOLOTL_CHECKOUT/examples, keeps the training configs of text models
-(a `base_model` and `datasets`; not preference/RL or reward-model configs, not multimodal ones:
-those are other features), validates each with `honer.config.load.load_config` exactly as
-`honer validate` does (no torch import, `base_model` left as it is), and prints one JSON line:
-counts, the share that validates, and the config keys behind the refusals, most frequent first.
+(a `base_model` and `datasets`; not multimodal ones), validates each with
+`honer.config.load.load_config` exactly as `honer validate` does (no torch import, `base_model`
+left as it is), and prints one JSON line: counts, the share that validates, and the config keys
+behind the refusals, most frequent first; SFT configs and preference / RL / reward-model
+configs (`rl`, `reward_model`, `process_reward_model`) are counted apart.
 `--details` also lists every refused file with its problems (on stderr).
 
 The check is the config layer alone: nothing is downloaded, no model is loaded.
@@ -48,8 +49,9 @@ def main(argv: list[str]) -> int:
     details = "--details" in argv
     files = sorted(p for p in root.rglob("*") if p.suffix in (".yml", ".yaml"))
     kinds: collections.Counter[str] = collections.Counter()
-    passed, refused = [], []
-    keys: collections.Counter[str] = collections.Counter()
+    passed: dict[str, list[str]] = {"text": [], "preference/RL": []}
+    refused: dict[str, list] = {"text": [], "preference/RL": []}
+    keys: dict[str, collections.Counter[str]] = {k: collections.Counter() for k in passed}
     for path in files:
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -58,21 +60,22 @@ def main(argv: list[str]) -> int:
             continue
         k = kind(raw)
         kinds[k] += 1
-        if k != "text":
+        if k not in passed:
             continue
         try:
             load_config(path)
-            passed.append(str(path.relative_to(root)))
+            passed[k].append(str(path.relative_to(root)))
         except ConfigError as err:
-            refused.append((str(path.relative_to(root)), err.problems))
+            refused[k].append((str(path.relative_to(root)), err.problems))
             for key in {p[0].split("[")[0].split(".")[0] for p in err.problems}:
-                keys[key] += 1
+                keys[k][key] += 1
     if details:
-        for name, problems in refused:
+        for name, problems in refused["text"] + refused["preference/RL"]:
             print(name, file=sys.stderr)
             for where, msg in problems:
                 print(f"    {where}: {msg}", file=sys.stderr)
-    total = len(passed) + len(refused)
+    total = len(passed["text"]) + len(refused["text"])
+    rl_total = len(passed["preference/RL"]) + len(refused["preference/RL"])
     print(
         json.dumps(
             {
@@ -80,9 +83,13 @@ def main(argv: list[str]) -> int:
                 "yaml_files": len(files),
                 "kinds": dict(kinds),
                 "text_training_configs": total,
-                "validate_unchanged": len(passed),
-                "share": round(len(passed) / total, 4) if total else None,
-                "refused_by_key": dict(keys.most_common()),
+                "validate_unchanged": len(passed["text"]),
+                "share": round(len(passed["text"]) / total, 4) if total else None,
+                "refused_by_key": dict(keys["text"].most_common()),
+                "rl_training_configs": rl_total,
+                "rl_validate_unchanged": len(passed["preference/RL"]),
+                "rl_share": round(len(passed["preference/RL"]) / rl_total, 4) if rl_total else None,
+                "rl_refused_by_key": dict(keys["preference/RL"].most_common()),
             }
         )
     )

@@ -113,6 +113,7 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "applies to `type: prompt` rows",
     ),
     ("grpo without trl", {**GRPO, "trl": None}, "trl", "needs a `trl:` section"),
+    ("grpo packing", {**GRPO, "sample_packing": True}, "sample_packing", "GRPO pads each batch"),
     (
         "grpo precompute",
         {**GRPO, "precompute_ref_log_probs": True},

@@ -131,3 +131,23 @@ def test_the_documented_grpo_example_runs(capsys) -> None:
     [line] = [x for x in out if re.fullmatch(r"40 [0-9.]+ [0-9.]+", x)]
     _, first, last = line.split()
     assert float(first) < 0.45 and float(last) > 0.6
+
+
+def test_grpo_runs_on_two_processes(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """DDP (gloo, 2 CPU processes): each rank samples its share of the groups; the run logs
+    every step once, with its rewards."""
+    from tests.train.test_distributed import _honer
+
+    extra = (
+        "adapter: lora\nlora_target_linear: true\nlearning_rate: 0.01\nmax_steps: 3\n"
+        "micro_batch_size: 4\n"
+        "trl:\n  num_generations: 4\n  max_completion_length: 4\n"
+        "  reward_funcs:\n    - {type: regex, pattern: a}\n"
+    )
+    proc = _honer("train", str(_config(tmp_path, tiny_model_dir, extra)), "--num-processes", "2")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((tmp_path / "out" / "parallel.json").read_text())
+    assert (report["engine"], report["world_size"]) == ("ddp", 2)
+    train = _train_records(tmp_path / "out")
+    assert [r["step"] for r in train] == [1, 2, 3]
+    assert all("rewards/regex/mean" in r for r in train)

@@ -567,9 +567,6 @@ def _preference(cfg: Config) -> Iterator[Problem]:
         "sample_packing": "packs SFT samples; preference pairs are padded per batch",
         "eval_table_size": "(generations during training) is not supported with `rl` yet",
         "use_cut_cross_entropy": "is an SFT loss; DPO computes its own log-probabilities",
-        "deepspeed": "is not supported with `rl` yet: use one process or DDP",
-        "fsdp": "is not supported with `rl` yet: use one process or DDP",
-        "fsdp_config": "is not supported with `rl` yet: use one process or DDP",
     }
     for key, why in unsupported.items():
         if getattr(cfg, key, None):
@@ -660,6 +657,15 @@ def _grpo(cfg: Config, entries: list[tuple[str, list[Any]]]) -> Iterator[Problem
             "needs vLLM on a CUDA machine (`pip install vllm`); set `use_vllm: false` to "
             "generate with transformers (slower, works everywhere).",
         )
+    unsupported = {
+        "sample_packing": "packs SFT samples; GRPO pads each batch of completions",
+        "eval_table_size": "(generations during training) is not supported with GRPO: its "
+        "logged completions (`trl.log_completions`) show the samples",
+        "use_cut_cross_entropy": "is an SFT loss; GRPO computes its own log-probabilities",
+    }
+    for key, why in unsupported.items():
+        if getattr(cfg, key, None):
+            yield key, f"`{key}` {why}."
     if cfg.rl == "gdpo" and trl.multi_objective_aggregation == "sum_then_normalize":
         yield (
             "trl.multi_objective_aggregation",
@@ -734,9 +740,6 @@ def _reward_model(cfg: Config, entries: list[tuple[str, list[Any]]]) -> Iterator
         "sample_packing": "packs SFT samples; reward pairs are padded per batch",
         "eval_table_size": "(generations during training) does not apply to a reward model",
         "use_cut_cross_entropy": "is a language-model loss; a reward model has no vocabulary head",
-        "deepspeed": "is not supported with `reward_model` yet: use one process or DDP",
-        "fsdp": "is not supported with `reward_model` yet: use one process or DDP",
-        "fsdp_config": "is not supported with `reward_model` yet: use one process or DDP",
         "evals": "checks generations; a reward model scores, it does not generate",
     }
     for key, why in unsupported.items():

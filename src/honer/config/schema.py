@@ -372,6 +372,14 @@ class TrlConfig(_Section):
     steps_per_generation: PositiveInt | None = Field(
         None, description="Micro-steps per generated batch (default gradient_accumulation_steps)."
     )
+    generation_kwargs: dict[str, Any] | None = Field(
+        None, description="Extra sampling arguments for `generate` (or vLLM's SamplingParams)."
+    )
+    chat_template_kwargs: dict[str, Any] | None = Field(
+        None,
+        description="Template variables for rendering the prompts (added to the top-level "
+        "`chat_template_kwargs`, e.g. `enable_thinking: false`).",
+    )
     log_completions: bool = Field(False, description="Print sampled completions when logging.")
     num_completions_to_print: PositiveInt | None = Field(
         None, description="How many completions `log_completions` prints."

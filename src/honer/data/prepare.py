@@ -157,6 +157,7 @@ def _prompt_fingerprint(cfg: Config) -> dict[str, Any]:
     return {
         "version": prompts.VERSION,
         "max_completion_length": cfg.trl.max_completion_length if cfg.trl else None,
+        "chat_template_kwargs": cfg.trl.chat_template_kwargs if cfg.trl else None,
         "transforms": sources_,
     }
 
@@ -277,10 +278,15 @@ def _tokenize_prompt_entry(
     view = TokenizerView(tokenizer)
     room = cfg.sequence_len - (cfg.trl.max_completion_length if cfg.trl else 0)
     template = ctx.chat_template
+    # The variables TRL will render with: the config's, then `trl.chat_template_kwargs`.
+    kwargs = {
+        **(ctx.chat_template_kwargs or {}),
+        **((cfg.trl and cfg.trl.chat_template_kwargs) or {}),
+    } or None
 
     def tokenize(row: dict[str, Any]) -> list[tuple[dict[str, Any] | None, str]]:
         prompt, extras = prompts.read_prompt(row, ds)
-        ids = prompts.prompt_ids(prompt, tokenizer, view, template, ctx.chat_template_kwargs)
+        ids = prompts.prompt_ids(prompt, tokenizer, view, template, kwargs)
         if len(ids) > room:
             return [(None, "dropped: prompt leaves no room for max_completion_length")]
         return [(prompts.encode_row(prompt, extras, ids), "ok")]

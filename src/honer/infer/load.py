@@ -61,7 +61,7 @@ def run_output_source(cfg: Config) -> Source:
             return Source("adapter", Path(candidate))
     if cfg.adapter is None and (out / "config.json").is_file():
         return Source("full", out)
-    what = "an adapter" if cfg.adapter else "a fine-tuned model"
+    what = "adapter" if cfg.adapter else "fine-tuned model"
     raise ModelError(
         f"output_dir: `{out}` holds no {what} yet: train first (`honer train`), pass "
         "--lora-model-dir DIR, or --base-model-only to use the base model."

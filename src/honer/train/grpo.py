@@ -52,6 +52,15 @@ class HonerGRPOTrainer(RunMixin, GRPOTrainer):
         return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
 
+def grpo_template_kwargs(cfg: Config) -> dict[str, Any] | None:
+    """The template variables GRPO renders prompts with: the config's, then `trl:`'s."""
+    merged = {
+        **(cfg.chat_template_kwargs or {}),
+        **((cfg.trl and cfg.trl.chat_template_kwargs) or {}),
+    }
+    return merged or None
+
+
 def grpo_arguments(cfg: Config, plan: StepPlan, has_eval: bool) -> GRPOConfig:
     """The run's `GRPOConfig`: honer's training arguments plus the `trl:` section."""
     t = cfg.trl
@@ -94,7 +103,8 @@ def grpo_arguments(cfg: Config, plan: StepPlan, has_eval: bool) -> GRPOConfig:
         steps_per_generation=t.steps_per_generation,
         log_completions=t.log_completions,
         num_completions_to_print=t.num_completions_to_print,
-        chat_template_kwargs=cfg.chat_template_kwargs,
+        chat_template_kwargs=grpo_template_kwargs(cfg),
+        generation_kwargs=t.generation_kwargs,
         **vllm,
     )
 

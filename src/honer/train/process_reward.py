@@ -88,7 +88,9 @@ def build_process_reward_trainer(
         train_dataset=train_dataset,
         eval_dataset=eval_dataset if has_eval else None,
         processing_class=tokenizer,
-        data_collator=DataCollatorForTokenClassification(tokenizer, label_pad_token_id=IGNORE_INDEX),
+        data_collator=DataCollatorForTokenClassification(
+            tokenizer, label_pad_token_id=IGNORE_INDEX
+        ),
         compute_metrics=step_accuracy,
         preprocess_logits_for_metrics=_predicted_class,
         callbacks=[MetricsJsonlCallback(cfg.output_dir)],
