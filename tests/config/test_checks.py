@@ -114,6 +114,19 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ),
     ("grpo without trl", {**GRPO, "trl": None}, "trl", "needs a `trl:` section"),
     ("grpo packing", {**GRPO, "sample_packing": True}, "sample_packing", "GRPO pads each batch"),
+    ("ref model without rl", {"rl_reference_model": "m"}, "rl_reference_model", "`rl` runs"),
+    (
+        "ref model on simpo",
+        {**DPO, "rl": "simpo", "rl_reference_model": "m"},
+        "rl_reference_model",
+        "`rl: simpo` has no reference model",
+    ),
+    (
+        "ref model without kl",
+        {**GRPO, "rl_reference_model": "m"},
+        "rl_reference_model",
+        "`trl.beta`",
+    ),
     (
         "grpo precompute",
         {**GRPO, "precompute_ref_log_probs": True},

@@ -334,3 +334,32 @@ def test_a_dpo_run_is_evaluated_and_prompted_as_it_was_trained(tiny_model_dir, t
     )
     assert fmt.ids([{"role": "user", "content": "Add 2 and 3"}])[0] == 1  # BOS, as TRL
     assert fmt.stop_ids == {2, 5}  # </s> and <|im_end|>
+
+
+def test_a_named_reference_model_is_the_reference(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """`rl_reference_model`: a LoRA run against another model. With the base model itself named,
+    the run equals the default (adapter disabled) one; with a different model the first loss
+    is no longer ln 2, since policy and reference differ."""
+    from transformers import AutoModelForCausalLM
+
+    import honer
+
+    other = tmp_path / "scaled-base"
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    for p in model.parameters():
+        p.data.mul_(1.5)
+    model.save_pretrained(other)
+    losses = {}
+    for name, ref in (
+        ("default", ""),
+        ("same", f"rl_reference_model: {tiny_model_dir}\n"),
+        ("other", f"rl_reference_model: {other}\n"),
+    ):
+        tmp = tmp_path / name
+        tmp.mkdir()
+        extra = "adapter: lora\nlora_target_linear: true\nlearning_rate: 0.01\nmax_steps: 2\n" + ref
+        honer.train_model(honer.load_config(_config(tmp, tiny_model_dir, extra)))
+        losses[name] = [r["loss"] for r in _records(tmp / "out", "train")]
+    assert losses["same"] == pytest.approx(losses["default"], abs=1e-6)
+    assert losses["default"][0] == pytest.approx(0.6931, abs=1e-3)
+    assert abs(losses["other"][0] - losses["default"][0]) > 1e-3

@@ -517,6 +517,8 @@ def _preference(cfg: Config) -> Iterator[Problem]:
                 yield key, f"applies to `rl: {method}` runs only."
         if cfg.trl is not None:
             yield "trl", "holds GRPO's settings: set `rl: grpo` to use them."
+        if cfg.rl_reference_model is not None:
+            yield "rl_reference_model", "applies to `rl` runs (DPO, IPO, KTO, GRPO) only."
         for group, items in entries:
             for i, ds in enumerate(items):
                 if ds.transform is not None:
@@ -761,6 +763,14 @@ def _method_keys(cfg: Config) -> Iterator[Problem]:
         for key in ("simpo_gamma", "cpo_alpha"):
             if getattr(cfg, key) is not None:
                 yield key, f"applies to `rl: simpo` only, not `{cfg.rl}`."
+    if cfg.rl_reference_model is not None:
+        if cfg.rl in REFERENCE_FREE:
+            yield "rl_reference_model", f"`rl: {cfg.rl}` has no reference model: remove it."
+        elif cfg.rl in ONLINE_RL and (cfg.trl is None or cfg.trl.beta == 0):
+            yield (
+                "rl_reference_model",
+                "is used only with a KL term: set `trl.beta` above 0 (GRPO's default is 0).",
+            )
     if cfg.rl in REFERENCE_FREE and cfg.precompute_ref_log_probs:
         yield (
             "precompute_ref_log_probs",

@@ -725,6 +725,12 @@ class Config(_Section):
         description="Reward model: weight of a penalty that keeps rewards centred on 0 (0.01 is "
         "the usual value).",
     )
+    rl_reference_model: str | None = Field(
+        None,
+        description="DPO/IPO/KTO (and GRPO with `trl.beta` > 0): the reference model, a folder or "
+        "hub name sharing the base's tokenizer, loaded like the base (default: the base itself; "
+        "with a fresh adapter, the base with the adapter disabled, with no second copy).",
+    )
     precompute_ref_log_probs: bool = Field(
         False,
         description="Compute the reference log-probs once before training (no reference model "

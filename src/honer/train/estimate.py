@@ -389,9 +389,12 @@ def estimate(cfg: Config, shape: Shape, t: Tensors, processes: int = 1) -> Estim
         )
     if cfg.rl in REFERENCE_FREE or (online and (cfg.trl is None or cfg.trl.beta == 0)):
         notes.append(f"{cfg.rl.upper()}: no reference model.")
-    elif cfg.rl and not cfg.adapter and not cfg.precompute_ref_log_probs:
+    elif cfg.rl and (
+        cfg.rl_reference_model or (not cfg.adapter and not cfg.precompute_ref_log_probs)
+    ):
         reference = parts.total  # a frozen second copy of the base: no gradients, no state
-        notes.append(f"{cfg.rl.upper()}: the frozen reference model, {human(reference)}.")
+        what = f"`{cfg.rl_reference_model}`, counted as" if cfg.rl_reference_model else "model,"
+        notes.append(f"{cfg.rl.upper()}: the frozen reference {what} {human(reference)}.")
     elif cfg.rl:
         why = "the base with the adapter disabled" if cfg.adapter else "precomputed log-probs"
         notes.append(f"{cfg.rl.upper()}: the reference is {why}: no second copy of the weights.")

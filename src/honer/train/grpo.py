@@ -157,7 +157,7 @@ def build_grpo_trainer(
     plan = plan_steps(cfg, len(train_dataset) * per_prompt, has_eval)
     args = grpo_arguments(cfg, plan, has_eval)
     adapter = bool(getattr(model, "peft_config", None))
-    own_reference = args.beta != 0.0 and not adapter
+    own_reference = args.beta != 0.0 and (not adapter or cfg.rl_reference_model is not None)
     if own_reference:
         # TRL would reload the base from its name with plain `from_pretrained`, missing what
         # honer's loader did (added tokens, quantization): honer gives it its own reference.

@@ -229,15 +229,37 @@ def pair_summary(plan: StepPlan, dataset: Dataset, cfg: Config) -> str:
 
 
 def reference_model(cfg: Config, model: Any, tokenizer: Any) -> Any:
-    """The frozen reference a full fine-tune needs (None for adapters or precomputed log-probs),
-    loaded exactly as the policy was (dtype, quantization, resized embeddings)."""
-    if getattr(model, "peft_config", None) or cfg.precompute_ref_log_probs:
-        return None
+    """The frozen reference model, loaded exactly as the policy was (dtype, quantization,
+    resized embeddings): `rl_reference_model` when set, else the base for a full fine-tune.
+    None when the run needs none: ORPO/SimPO, an adapter's own base (adapter disabled), or a
+    full fine-tune with precomputed log-probs."""
     if cfg.rl in REFERENCE_FREE:  # ORPO and SimPO compare the policy's own log-probs
         return None
+    if cfg.rl_reference_model is None and (
+        getattr(model, "peft_config", None) or cfg.precompute_ref_log_probs
+    ):
+        return None
+    from honer.errors import ConfigError
     from honer.model.load import load_model
 
-    ref = load_model(cfg, tokenizer)
+    source = cfg.rl_reference_model
+    ref = load_model(
+        cfg if source is None else cfg.model_copy(update={"base_model": source}), tokenizer
+    )
+    rows, policy_rows = (
+        ref.get_input_embeddings().weight.shape[0],
+        model.get_input_embeddings().weight.shape[0],
+    )
+    if rows != policy_rows:
+        raise ConfigError(
+            [
+                (
+                    "rl_reference_model",
+                    f"`{source}` has {rows:,} token embeddings and the policy {policy_rows:,}: the "
+                    "reference must share the base model's tokenizer.",
+                )
+            ]
+        )
     ref.requires_grad_(False)
     return ref.eval()
 
