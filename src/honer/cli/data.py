@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from honer.data.readers.records import Tally
 
 data_app = typer.Typer(
-    help="Prepare training data: ingest raw files, clean, deduplicate, and inspect statistics.",
+    help="Prepare training data: ingest raw files, clean, filter by the evals' checks, "
+    "deduplicate, and inspect statistics.",
     no_args_is_help=True,
 )
 
@@ -243,6 +244,70 @@ def clean(
     _print_summary("clean", tally)
     console.print(f"wrote {out} ({tally.kept} rows)", markup=False)
     console.print(f"rejects: {rejects} ({tally.rejected_total} rows)", markup=False)
+
+
+@data_app.command("filter")
+def filter_command(
+    config: Path = typer.Argument(..., help="Config whose `evals.checks` judge the answers."),
+    out: Path = typer.Option(..., "--out", "-o", help="Kept rows (JSON Lines)."),
+    data: Path | None = typer.Option(
+        None, "--data", help="Rows to filter (default: the config's first dataset, a local file)."
+    ),
+    dropped: Path | None = typer.Option(
+        None, "--dropped", help="Dropped rows with reasons (default: OUT-stem.dropped.jsonl)."
+    ),
+    check: list[str] = typer.Option(
+        [], "--check", help="Run only the check with this name (repeat; default: all)."
+    ),
+    answer_field: list[str] = typer.Option(
+        [], "--answer-field", help="Field holding the answer, when the row shape does not tell."
+    ),
+    min_chars: int | None = typer.Option(None, "--min-chars", min=0, help="Shortest answer."),
+    max_chars: int | None = typer.Option(None, "--max-chars", min=1, help="Longest answer."),
+    min_tokens: int | None = typer.Option(
+        None, "--min-tokens", min=0, help="Fewest answer tokens (the config's tokenizer)."
+    ),
+    max_tokens: int | None = typer.Option(
+        None, "--max-tokens", min=1, help="Most answer tokens (the config's tokenizer)."
+    ),
+) -> None:
+    """Run the config's level-1 checks on the training answers; keep the rows that pass."""
+    from honer.cli.loading import load_noted
+    from honer.curate.filter import LengthBounds, filter_rows, selected_checks
+    from honer.errors import DataError
+
+    cfg = load_noted(config)
+    if data is None:
+        first = Path(cfg.datasets[0].path)
+        if not first.is_file():
+            raise DataError(
+                f"datasets[0].path `{first}` is not a local file: pass the rows with --data FILE."
+            )
+        data = first
+    checks = selected_checks(cfg, check)
+    bounds = LengthBounds(min_chars, max_chars, min_tokens, max_tokens)
+    counter = None
+    if bounds.uses_tokens:
+        from honer.curate.clean import token_counter
+
+        counter = token_counter(config, None)
+    dropped = dropped or out.with_name(f"{out.stem}.dropped.jsonl")
+    with _progress([data], "filter") as meter:
+        result = filter_rows(
+            data, out, dropped, checks, bounds, counter, answer_field or None, meter
+        )
+    _print_summary("filter", result.tally)
+    if result.checks:
+        from rich.table import Table
+
+        table = Table(title="checks", title_justify="left")
+        table.add_column("check")
+        table.add_column("rows failing", justify="right")
+        for name in result.checks:
+            table.add_row(name, str(result.check_failures[name]))
+        console.print(table)
+    console.print(f"wrote {out} ({result.tally.kept} rows)", markup=False)
+    console.print(f"dropped: {dropped} ({result.tally.rejected_total} rows)", markup=False)
 
 
 @data_app.command()
