@@ -114,6 +114,22 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ),
     ("grpo without trl", {**GRPO, "trl": None}, "trl", "needs a `trl:` section"),
     ("grpo packing", {**GRPO, "sample_packing": True}, "sample_packing", "GRPO pads each batch"),
+    (
+        "judge in evals rewards",
+        {
+            **GRPO,
+            "evals": {"checks": [{"type": "judge", "model": "m"}]},
+            "trl": {"reward_funcs": ["evals"], "num_generations": 4},
+        },
+        "trl.reward_funcs[0]",
+        "includes a `judge` check",
+    ),
+    (
+        "judge reward",
+        {**GRPO, "trl": {"reward_funcs": [{"type": "judge", "model": "m"}], "num_generations": 4}},
+        "trl.reward_funcs[0]",
+        "not as a reward",
+    ),
     ("ref model without rl", {"rl_reference_model": "m"}, "rl_reference_model", "`rl` runs"),
     (
         "ref model on simpo",

@@ -36,7 +36,7 @@ def evaluate(
 ) -> None:
     """Eval loss/perplexity and the config's `evals:` checks on greedy generations."""
     from honer.cli.loading import load_noted, refuse_reward_model
-    from honer.runs.evaluate import FAILURES, RESULTS
+    from honer.runs.evaluate import FAILURES, JUDGE, RESULTS
     from honer.runs.evaluate import evaluate as run_evaluation
 
     cfg = load_noted(config)
@@ -60,6 +60,15 @@ def evaluate(
             f"passed ({check['pass_rate']:.1%})",
             markup=False,
         )
+    for judge in result.judges:
+        total = judge["pass"] + judge["fail"] + judge["unparsed"]
+        console.print(
+            f"  judge {judge['name']:<14} {judge['pass']}/{total} passed ({judge['pass_rate']:.1%})"
+            f", {judge['fail']} failed, {judge['unparsed']} unparsed",
+            markup=False,
+        )
+    if result.judges:
+        console.print(f"judge verdicts: {result.output_dir / JUDGE}", markup=False)
     if result.overall is not None:
         console.print(
             f"overall pass rate {result.overall:.1%} ({result.samples} cases)", markup=False

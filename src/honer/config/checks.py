@@ -611,9 +611,17 @@ def _grpo(cfg: Config, entries: list[tuple[str, list[Any]]]) -> Iterator[Problem
                 yield where, "`evals` means the `evals.checks` entries, but `evals:` is not set."
             else:
                 rewards += len(cfg.evals.checks)
+                if any(c.get("type") == "judge" for c in cfg.evals.checks):
+                    yield (
+                        where,
+                        "`evals` includes a `judge` check, which runs in `honer evaluate` only: "
+                        "list the other checks as rewards instead.",
+                    )
             continue
         rewards += 1
-        if isinstance(spec, dict):
+        if isinstance(spec, dict) and spec.get("type") == "judge":
+            yield where, "a `judge` check runs in `honer evaluate` only, not as a reward."
+        elif isinstance(spec, dict):
             yield from spec_problems(spec, where)
         elif not _PYTHON_NAME.match(spec):
             yield (

@@ -87,7 +87,13 @@ def selected_checks(cfg: Config, names: list[str]) -> list[Any]:
                 )
             ]
         )
-    specs = [(f"evals.checks[{i}]", spec) for i, spec in enumerate(cfg.evals.checks)]
+    specs = [
+        (f"evals.checks[{i}]", spec)
+        for i, spec in enumerate(cfg.evals.checks)
+        # A judge reads generations with a model: run by `honer evaluate`, not here (a judge
+        # named with --check is refused by build_check).
+        if spec.get("type") != "judge" or spec.get("name", "judge") in names
+    ]
     checks = [(where, spec, build_check(spec, where)) for where, spec in specs]
     if names:
         known = [c.name for _, _, c in checks]

@@ -125,6 +125,16 @@ def build_check(spec: dict[str, Any], where: str) -> Check:
     if problems:
         raise ConfigError(problems)
     kind = spec.get("type")
+    if kind == "judge":
+        raise ConfigError(
+            [
+                (
+                    f"{where}.type",
+                    "a `judge` check reads generations with a model; it runs in `honer evaluate` "
+                    "only (not as a reward or a data filter).",
+                )
+            ]
+        )
     threshold = float(spec.get("threshold", 1.0))
     name = str(spec.get("name") or kind)
 

@@ -28,6 +28,7 @@ from honer.errors import DataError, HonerError
 RESULTS = "results.json"
 FAILURES = "failures.jsonl"
 CASES = "cases.jsonl"
+JUDGE = "judge.jsonl"
 BASE_MODEL_DIR = "base_model"
 # Prompts generated together: a larger batch means fewer decode steps, each barely slower.
 GENERATION_BATCH = 32
@@ -46,6 +47,8 @@ class EvalResult:
     overall: float | None = None
     checks: list[dict[str, Any]] = field(default_factory=list)
     failures: int = 0
+    # Level-2 (`type: judge`): pass / fail / unparsed counts per judge.
+    judges: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _source(cfg: Config, checkpoint: Path | None, base_model_only: bool) -> Any:
@@ -197,10 +200,11 @@ def evaluate(
     identity = _identity(cfg, source, data_file)
     dest = results_dir(cfg, source, output)
     check_not_another_models(dest, identity)  # before minutes of work, not after
-    checks = [
-        build_check(spec, f"evals.checks[{i}]")
-        for i, spec in enumerate(cfg.evals.checks if cfg.evals else [])
+    specs = [
+        (f"evals.checks[{i}]", spec) for i, spec in enumerate(cfg.evals.checks if cfg.evals else [])
     ]
+    judges = [(where, spec) for where, spec in specs if spec.get("type") == "judge"]
+    checks = [build_check(spec, where) for where, spec in specs if spec.get("type") != "judge"]
     tokenizer = load_tokenizer(cfg)
     rows = eval_rows(cfg, tokenizer, data_file)
     model = load_source(cfg, source, tokenizer)
@@ -225,9 +229,13 @@ def evaluate(
     per_check: list[dict[str, Any]] = []
     overall = None
     failures: list[dict[str, Any]] = []
-    if checks:
+    if checks or judges:
         cases = _generate_cases(cfg, model, tokenizer, rows, show_progress)
-        outcome, overall = run_checks(checks, cases)
+        for case in cases:  # the level-1 results, for the judges' prompts
+            case["checks"] = {
+                c.name: c.score(case["output"], case.get("expected")) >= c.threshold for c in checks
+            }
+        outcome, overall = run_checks(checks, cases) if checks else ([], None)
         per_check = [
             {"name": r.name, "passed": r.passed, "failed": r.failed, "pass_rate": r.pass_rate}
             for r in outcome
@@ -238,6 +246,15 @@ def evaluate(
         write_text(
             dest / FAILURES, "".join(json.dumps(f, ensure_ascii=False) + "\n" for f in failures)
         )
+        if judges:
+            from honer.evaluate.judge import run_judges
+
+            del model  # the judge may be another model: free this one first
+            judged, summaries = run_judges(judges, cases)
+            results["judges"] = [s.as_dict() for s in summaries]
+            write_text(
+                dest / JUDGE, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in judged)
+            )
     write_text(dest / RESULTS, json.dumps(results, indent=2))
     run_dir = Path(cfg.output_dir)
     if (run_dir / "metrics.jsonl").is_file() and dest.resolve().is_relative_to(run_dir.resolve()):
@@ -254,4 +271,5 @@ def evaluate(
         overall=overall,
         checks=per_check,
         failures=len(failures),
+        judges=results.get("judges", []),
     )
