@@ -136,6 +136,41 @@ def test_endpoint_judge_in_honer_evaluate(
     printed = capsys.readouterr()
     assert SECRET not in printed.out + printed.err
 
+    # The expert loop through the CLI: export the sheet, fill it, align (no model runs).
+    import csv
+
+    from typer.testing import CliRunner
+
+    from honer.cli.main import app
+    from honer.evaluate.align import export_sheet
+
+    sheet = tmp_path / "critiques.csv"
+    assert export_sheet(result.output_dir, sheet) == 3
+    with sheet.open(encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.DictReader(f))
+    for row, verdict in zip(rows, ["pass", "pass", "fail"], strict=True):
+        row["expert_verdict"] = verdict
+    with sheet.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    config_path = tmp_path / "c.yml"
+    out = CliRunner().invoke(
+        app, ["evaluate", str(config_path), "--base-model-only", "--align", str(sheet)]
+    )
+    assert out.exit_code == 0, out.output + repr(out.exception)
+    # judge: pass, fail, unparsed (= not a pass); expert: pass, pass, fail → 2 of 3 agree.
+    assert (
+        "judge grader vs expert on 3 reviewed cases (0 not reviewed): accuracy 66.7%" in out.output
+    )
+    saved = json.loads((result.output_dir / "alignment.json").read_text())
+    assert saved["confusion"] == {
+        "judge_fail_expert_fail": 1,
+        "judge_fail_expert_pass": 1,
+        "judge_pass_expert_fail": 0,
+        "judge_pass_expert_pass": 1,
+    }
+
 
 @pytest.mark.slow
 def test_local_model_judge_counts_unparsed_never_pass(tiny_model_dir: Path) -> None:

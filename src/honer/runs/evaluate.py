@@ -29,6 +29,7 @@ RESULTS = "results.json"
 FAILURES = "failures.jsonl"
 CASES = "cases.jsonl"
 JUDGE = "judge.jsonl"
+ALIGNMENT = "alignment.json"
 BASE_MODEL_DIR = "base_model"
 # Prompts generated together: a larger batch means fewer decode steps, each barely slower.
 GENERATION_BATCH = 32
@@ -273,3 +274,24 @@ def evaluate(
         failures=len(failures),
         judges=results.get("judges", []),
     )
+
+
+def align_with_expert(
+    cfg: Config,
+    sheet: Path,
+    judge: str | None = None,
+    checkpoint: Path | None = None,
+    base_model_only: bool = False,
+    output: Path | None = None,
+) -> tuple[Any, Path]:
+    """Judge-vs-expert agreement of a filled critique sheet against the evaluation it was
+    exported from (the same results folder `evaluate` writes to); saves `alignment.json` there."""
+    from honer.atomic import write_text
+    from honer.evaluate.align import align
+
+    source = _source(cfg, checkpoint, base_model_only)
+    dest = results_dir(cfg, source, output)
+    agreement = align(sheet, dest, judge)
+    path = dest / ALIGNMENT
+    write_text(path, json.dumps(agreement.as_dict(), indent=2, ensure_ascii=False))
+    return agreement, path
