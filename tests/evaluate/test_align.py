@@ -130,3 +130,30 @@ def test_bad_sheets_name_the_row(tmp_path: Path, edit: str, message: str) -> Non
         sheet.write_text(text, encoding="utf-8")
     with pytest.raises(DataError, match=message):
         align(sheet, results)
+
+
+def test_report_shows_judge_rates_agreement_and_critiques(tmp_path: Path) -> None:
+    from honer.evaluate.report import build_report
+
+    results = _results(tmp_path)  # tmp_path/evals, as in a run folder
+    (results / "results.json").write_text(
+        json.dumps(
+            {
+                "loss": 1.0,
+                "perplexity": 2.7,
+                "judges": [
+                    {"name": "grader", "pass": 6, "fail": 4, "unparsed": 0, "pass_rate": 0.6}
+                ],
+            }
+        )
+    )
+    sheet = tmp_path / "s.csv"
+    export_sheet(results, sheet)
+    _fill(sheet, EXPERT)
+    (results / "alignment.json").write_text(json.dumps(align(sheet, results).as_dict()))
+    page = build_report(tmp_path).read_text()
+    assert "<h2>LLM judge</h2>" in page
+    assert "<td>grader</td><td>6</td><td>4</td><td>0</td><td>60.0%</td>" in page
+    assert "Agreement with the expert (grader, 10 reviewed cases)" in page
+    assert "<td>70.0%</td><td>75.0%</td><td>60.0%</td><td>0.40</td>" in page
+    assert "<td>c3</td>" in page  # a failed case's critique

@@ -175,6 +175,69 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _judge_sections(evals: Path) -> list[str]:
+    """Level-2 evals: each judge's verdict rates, the judge-vs-expert agreement when a sheet
+    was aligned, and the cases a judge failed with its critiques."""
+    results = _read_json(evals / "results.json") or {}
+    judges = results.get("judges") or []
+    if not judges:
+        return []
+    parts = ["<h2>LLM judge</h2>"]
+    rows = [{**j, "pass_rate": f"{j['pass_rate']:.1%}"} for j in judges]
+    parts.append(_table(rows, ["name", "pass", "fail", "unparsed", "pass_rate"]))
+    alignment = _read_json(evals / "alignment.json")
+    if alignment:
+        c = alignment["confusion"]
+        parts.append(
+            f"<h3>Agreement with the expert ({html.escape(alignment['judge'])}, "
+            f"{alignment['reviewed']} reviewed cases)</h3>"
+        )
+        parts.append(
+            _table(
+                [
+                    {
+                        "accuracy": f"{alignment['accuracy']:.1%}",
+                        "precision on failures": f"{alignment['precision_on_failures']:.1%}",
+                        "recall on failures": f"{alignment['recall_on_failures']:.1%}",
+                        "Cohen's kappa": f"{alignment['cohen_kappa']:.2f}",
+                        "judge fail / expert fail": c["judge_fail_expert_fail"],
+                        "judge fail / expert pass": c["judge_fail_expert_pass"],
+                        "judge pass / expert fail": c["judge_pass_expert_fail"],
+                        "judge pass / expert pass": c["judge_pass_expert_pass"],
+                    }
+                ],
+                [
+                    "accuracy",
+                    "precision on failures",
+                    "recall on failures",
+                    "Cohen's kappa",
+                    "judge fail / expert fail",
+                    "judge fail / expert pass",
+                    "judge pass / expert fail",
+                    "judge pass / expert pass",
+                ],
+            )
+        )
+    failing = []
+    for record in _read_jsonl(evals / "judge.jsonl"):
+        for j in judges:
+            verdict = record.get(j["name"]) or {}
+            if verdict.get("verdict") != "pass" and len(failing) < 20:
+                failing.append(
+                    {
+                        "judge": j["name"],
+                        "prompt": record.get("prompt", ""),
+                        "answer": record.get("output", ""),
+                        "verdict": verdict.get("verdict", ""),
+                        "critique": verdict.get("critique", ""),
+                    }
+                )
+    if failing:
+        parts.append("<h3>Cases the judge did not pass (first 20)</h3>")
+        parts.append(_table(failing, ["judge", "prompt", "answer", "verdict", "critique"]))
+    return parts
+
+
 def build_report(output_dir: str | Path) -> Path:
     """Write `curves.png` and `report.html` into `output_dir`; returns the HTML path."""
     out = Path(output_dir)
@@ -247,6 +310,7 @@ def build_report(output_dir: str | Path) -> Path:
         parts.append(
             _table(assertions.get("checks", []), ["name", "passed", "failed", "pass_rate"])
         )
+    parts += _judge_sections(out / "evals")
     if eval_table:
         parts.append("<h2>Generations at evaluation</h2>")
         parts.append(_table(eval_table, ["step", "prompt", "expected", "generated"]))

@@ -294,4 +294,9 @@ def align_with_expert(
     agreement = align(sheet, dest, judge)
     path = dest / ALIGNMENT
     write_text(path, json.dumps(agreement.as_dict(), indent=2, ensure_ascii=False))
+    run_dir = Path(cfg.output_dir)
+    if (run_dir / "metrics.jsonl").is_file() and dest.resolve().is_relative_to(run_dir.resolve()):
+        from honer.evaluate.report import build_report
+
+        build_report(run_dir)  # the run's report shows the agreement figures
     return agreement, path
