@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 data_app = typer.Typer(
     help="Prepare training data: ingest raw files, clean, filter by the evals' checks, "
-    "deduplicate, and inspect statistics.",
+    "synthesize checked rows, deduplicate, and inspect statistics.",
     no_args_is_help=True,
 )
 
@@ -308,6 +308,100 @@ def filter_command(
         console.print(table)
     console.print(f"wrote {out} ({result.tally.kept} rows)", markup=False)
     console.print(f"dropped: {dropped} ({result.tally.rejected_total} rows)", markup=False)
+
+
+@data_app.command()
+def synth(
+    config: Path = typer.Argument(..., help="Config whose `evals.checks` judge the new rows."),
+    out: Path = typer.Option(..., "--out", "-o", help="New rows (JSON Lines, with provenance)."),
+    model: str = typer.Option(
+        ..., "--model", help="Local model (folder, hub name, .gguf), or the endpoint's model name."
+    ),
+    seed: Path | None = typer.Option(
+        None, "--seed", help="Seed rows (default: the config's first dataset, a local file)."
+    ),
+    base_url: str | None = typer.Option(
+        None, "--base-url", help="An OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1."
+    ),
+    api_key_env: str | None = typer.Option(
+        None, "--api-key-env", help="Environment variable holding the endpoint's API key."
+    ),
+    per_row: int = typer.Option(1, "--per-row", min=1, help="New rows asked for per seed row."),
+    temperature: float = typer.Option(0.8, "--temperature", min=0.0, help="Sampling temperature."),
+    max_new_tokens: int = typer.Option(256, "--max-new-tokens", min=1, help="Longest reply."),
+    prompt_file: Path | None = typer.Option(
+        None,
+        "--prompt-file",
+        help="The request to the model, with {question} and {answer} (literal braces doubled).",
+    ),
+    check: list[str] = typer.Option(
+        [], "--check", help="Keep rows passing only these checks (repeat; default: all)."
+    ),
+    judge: str | None = typer.Option(
+        None, "--judge", help="Also require a pass from the config's judge with this name."
+    ),
+    dropped: Path | None = typer.Option(
+        None, "--dropped", help="Dropped candidates with reasons (default: OUT-stem.dropped.jsonl)."
+    ),
+) -> None:
+    """Rewrite seed rows with a model; keep the new rows that pass the checks (and the judge)."""
+    from rich.progress import Progress
+
+    from honer.cli.loading import load_noted
+    from honer.config.evals import judge_problems
+    from honer.curate.filter import selected_checks
+    from honer.curate.synth import DEFAULT_PROMPT, synthesize
+    from honer.errors import ConfigError, DataError
+    from honer.evaluate.llm import TextModel
+
+    cfg = load_noted(config)
+    if seed is None:
+        seed = Path(cfg.datasets[0].path)
+        if not seed.is_file():
+            raise DataError(f"datasets[0].path `{seed}` is not a local file: pass --seed FILE.")
+    spec = {"model": model, "max_new_tokens": max_new_tokens}
+    if base_url:
+        spec["base_url"] = base_url
+    if api_key_env:
+        spec["api_key_env"] = api_key_env
+    problems = judge_problems({"type": "judge", **spec}, "--model")
+    if problems:
+        raise ConfigError(problems)
+    checks = selected_checks(cfg, check) if cfg.evals is not None else []
+    the_judge = None
+    if judge is not None:
+        from honer.evaluate.judge import Judge
+
+        entries = [
+            (f"evals.checks[{i}]", c)
+            for i, c in enumerate(cfg.evals.checks if cfg.evals else [])
+            if c.get("type") == "judge" and c.get("name", "judge") == judge
+        ]
+        if not entries:
+            raise ConfigError([("--judge", f"the config has no judge check named `{judge}`.")])
+        the_judge = Judge(entries[0][1], entries[0][0])
+    prompt = prompt_file.read_text(encoding="utf-8") if prompt_file else DEFAULT_PROMPT
+    dropped = dropped or out.with_name(f"{out.stem}.dropped.jsonl")
+    text_model = TextModel(spec, "--model", temperature=temperature)
+    rows = sum(1 for line in seed.read_text(encoding="utf-8").splitlines() if line.strip())
+    with Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
+        task = bar.add_task("synth", total=rows)
+        result = synthesize(
+            seed,
+            out,
+            dropped,
+            text_model,
+            checks,
+            the_judge,
+            per_row,
+            prompt,
+            on_seed=lambda: bar.advance(task),
+        )
+    _print_summary("synth", result.tally)
+    console.print(
+        f"wrote {out} ({result.tally.kept} new rows from {result.seeds} seeds)", markup=False
+    )
+    console.print(f"dropped: {dropped} ({result.tally.rejected_total} candidates)", markup=False)
 
 
 @data_app.command()

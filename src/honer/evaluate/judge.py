@@ -26,18 +26,15 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
-import urllib.error
-import urllib.request
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from honer.config.evals import judge_problems
-from honer.errors import ConfigError, HonerError
+from honer.errors import ConfigError
+from honer.evaluate.llm import TextModel
 
 DEFAULT_PROMPT = """You are a strict reviewer of a model's answers. Judge whether the answer \
 fully and correctly does what the request asks.
@@ -182,10 +179,7 @@ class Judge:
         except Exception as err:
             raise ConfigError([(f"{where}.prompt", f"not a valid Jinja template: {err}")]) from None
         self.few_shot = read_few_shot(Path(spec["few_shot"]), where) if spec.get("few_shot") else []
-        self._ask: Callable[[list[str]], list[str]] = (
-            self._endpoint if spec.get("base_url") else self._local
-        )
-        self._model: Any = None
+        self.model = TextModel(spec, where)
 
     def render(self, case: dict[str, Any]) -> str:
         try:
@@ -206,7 +200,7 @@ class Judge:
         raw = [""] * len(cases)
         pending = list(range(len(cases)))
         for attempt in range(1, self.max_retries + 2):
-            answers = self._ask([prompts[i] for i in pending])
+            answers = self.model.ask([prompts[i] for i in pending])
             still = []
             for i, text in zip(pending, answers, strict=True):
                 raw[i] = text
@@ -221,102 +215,6 @@ class Judge:
         for i in pending:
             verdicts[i] = Verdict("unparsed", "", raw[i], self.max_retries + 1)
         return [v for v in verdicts if v is not None]
-
-    # --- the two kinds of model ---------------------------------------------------------------
-
-    def _endpoint(self, prompts: list[str]) -> list[str]:
-        url = str(self.spec["base_url"]).rstrip("/") + "/chat/completions"
-        headers = {"Content-Type": "application/json"}
-        env = self.spec.get("api_key_env")
-        if env:
-            key = os.environ.get(str(env))
-            if not key:
-                raise HonerError(
-                    f"{self.where}.api_key_env: the environment variable {env} is not set."
-                )
-            headers["Authorization"] = f"Bearer {key}"
-        answers = []
-        for prompt in prompts:
-            body = json.dumps(
-                {
-                    "model": self.spec["model"],
-                    "messages": [{"role": "user", "content": prompt}],
-                    "temperature": 0,
-                    "max_tokens": self.max_new_tokens,
-                }
-            ).encode()
-            request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-            try:
-                with urllib.request.urlopen(
-                    request, timeout=float(self.spec.get("timeout", 60))
-                ) as r:
-                    reply = json.loads(r.read().decode("utf-8"))
-                answers.append(str(reply["choices"][0]["message"]["content"] or ""))
-            except urllib.error.HTTPError as err:
-                raise HonerError(
-                    f"{self.where}: the judge endpoint {url} answered HTTP {err.code} "
-                    f"({err.reason}); check `base_url`, `model` and the key in ${env or '…'}."
-                ) from None
-            except (urllib.error.URLError, TimeoutError, OSError) as err:
-                raise HonerError(
-                    f"{self.where}: cannot reach the judge endpoint {url}: {err}."
-                ) from None
-            except (KeyError, IndexError, TypeError, json.JSONDecodeError):
-                raise HonerError(
-                    f"{self.where}: the judge endpoint {url} did not answer in the OpenAI chat "
-                    "format (choices[0].message.content)."
-                ) from None
-        return answers
-
-    def _load_local(self) -> tuple[Any, Any]:
-        if self._model is None:
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-
-            source = str(self.spec["model"])
-            if source.lower().endswith(".gguf"):
-                from honer.config.schema import Config
-                from honer.model.gguf import converted_base
-
-                source = str(
-                    converted_base(
-                        Config.model_validate(
-                            {"base_model": source, "datasets": [{"path": "x", "type": "alpaca"}]}
-                        )
-                    )
-                )
-            try:
-                tokenizer = AutoTokenizer.from_pretrained(source)
-                model = AutoModelForCausalLM.from_pretrained(source).eval()
-            except (OSError, ValueError) as err:
-                raise ConfigError(
-                    [(f"{self.where}.model", f"cannot load the judge model `{source}`: {err}")]
-                ) from None
-            if tokenizer.pad_token_id is None:
-                tokenizer.pad_token = tokenizer.eos_token
-            self._model = (model, tokenizer)
-        return self._model
-
-    def _local(self, prompts: list[str]) -> list[str]:
-        from honer.infer.generate import generate
-
-        model, tokenizer = self._load_local()
-        ids = []
-        for prompt in prompts:
-            if tokenizer.chat_template:
-                ids.append(
-                    list(
-                        tokenizer.apply_chat_template(
-                            [{"role": "user", "content": prompt}],
-                            add_generation_prompt=True,
-                            tokenize=True,
-                            return_dict=True,
-                        )["input_ids"]
-                    )
-                )
-            else:
-                ids.append(list(tokenizer(prompt)["input_ids"]))
-        outputs = generate(model, tokenizer, ids, max_new_tokens=self.max_new_tokens, batch_size=8)
-        return [tokenizer.decode(o, skip_special_tokens=True) for o in outputs]
 
 
 def run_judges(
