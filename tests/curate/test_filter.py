@@ -13,6 +13,7 @@ from honer.config.load import config_from_dict
 from honer.curate.filter import LengthBounds, filter_rows, selected_checks
 from honer.errors import ConfigError, DataError
 from tests.curate.helpers import read_jsonl
+from tests.evaluate.test_judge import _Stub, stub_server  # noqa: F401 (the fixture)
 
 runner = CliRunner()
 
@@ -139,3 +140,25 @@ def test_a_raising_callable_check_is_named(tmp_path: Path, monkeypatch) -> None:
     )
     with pytest.raises(DataError, match=r"the check `b` failed on an answer: KeyError: 'x'"):
         filter_rows(data, tmp_path / "k.jsonl", tmp_path / "d.jsonl", selected_checks(cfg, []))
+
+
+def test_the_judge_is_asked_about_rows_that_pass_the_checks(stub_server, tmp_path: Path) -> None:  # noqa: F811
+    rows = [ROWS[0], ROWS[1], chat("all cities", "SELECT * FROM cities")]
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = tmp_path / "run.yml"
+    cfg.write_text(
+        f"base_model: m\noutput_dir: out\ndatasets:\n  - path: {data}\n    type: chat_template\n"
+        "evals:\n  checks:\n    - {type: regex, pattern: '^SELECT ', name: select}\n"
+        f"    - {{type: judge, name: grader, model: stub, base_url: '{stub_server}', max_retries: 0}}\n"
+    )
+    _Stub.replies = ['{"verdict": "pass"}', '{"verdict": "fail", "critique": "no LIMIT"}']
+    out = tmp_path / "kept.jsonl"
+    result = runner.invoke(app, ["data", "filter", str(cfg), "-o", str(out), "--judge", "grader"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert read_jsonl(out) == [ROWS[0]]
+    reasons = [d["reasons"] for d in read_jsonl(tmp_path / "kept.dropped.jsonl")]
+    assert reasons == [["check select: failed"], ["judge grader: fail: no LIMIT"]]
+    # Only the 2 rows that passed the checks were sent to the judge, with their request.
+    assert len(_Stub.seen) == 2
+    assert "Request: all cities" in _Stub.seen[1]["body"]["messages"][0]["content"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import typer
 
@@ -246,6 +246,21 @@ def clean(
     console.print(f"rejects: {rejects} ({tally.rejected_total} rows)", markup=False)
 
 
+def _config_judge(cfg: Any, name: str) -> Any:
+    """The config's `type: judge` check named `name` (for --judge)."""
+    from honer.errors import ConfigError
+    from honer.evaluate.judge import Judge
+
+    entries = [
+        (f"evals.checks[{i}]", c)
+        for i, c in enumerate(cfg.evals.checks if cfg.evals else [])
+        if c.get("type") == "judge" and c.get("name", "judge") == name
+    ]
+    if not entries:
+        raise ConfigError([("--judge", f"the config has no judge check named `{name}`.")])
+    return Judge(entries[0][1], entries[0][0])
+
+
 @data_app.command("filter")
 def filter_command(
     config: Path = typer.Argument(..., help="Config whose `evals.checks` judge the answers."),
@@ -270,6 +285,11 @@ def filter_command(
     max_tokens: int | None = typer.Option(
         None, "--max-tokens", min=1, help="Most answer tokens (the config's tokenizer)."
     ),
+    judge: str | None = typer.Option(
+        None,
+        "--judge",
+        help="Also ask the config's judge with this name about the rows that pass the checks.",
+    ),
 ) -> None:
     """Run the config's level-1 checks on the training answers; keep the rows that pass."""
     from honer.cli.loading import load_noted
@@ -285,6 +305,7 @@ def filter_command(
             )
         data = first
     checks = selected_checks(cfg, check)
+    the_judge = _config_judge(cfg, judge) if judge else None
     bounds = LengthBounds(min_chars, max_chars, min_tokens, max_tokens)
     counter = None
     if bounds.uses_tokens:
@@ -294,7 +315,7 @@ def filter_command(
     dropped = dropped or out.with_name(f"{out.stem}.dropped.jsonl")
     with _progress([data], "filter") as meter:
         result = filter_rows(
-            data, out, dropped, checks, bounds, counter, answer_field or None, meter
+            data, out, dropped, checks, bounds, counter, answer_field or None, meter, the_judge
         )
     _print_summary("filter", result.tally)
     if result.checks:
@@ -368,18 +389,7 @@ def synth(
     if problems:
         raise ConfigError(problems)
     checks = selected_checks(cfg, check) if cfg.evals is not None else []
-    the_judge = None
-    if judge is not None:
-        from honer.evaluate.judge import Judge
-
-        entries = [
-            (f"evals.checks[{i}]", c)
-            for i, c in enumerate(cfg.evals.checks if cfg.evals else [])
-            if c.get("type") == "judge" and c.get("name", "judge") == judge
-        ]
-        if not entries:
-            raise ConfigError([("--judge", f"the config has no judge check named `{judge}`.")])
-        the_judge = Judge(entries[0][1], entries[0][0])
+    the_judge = _config_judge(cfg, judge) if judge else None
     prompt = prompt_file.read_text(encoding="utf-8") if prompt_file else DEFAULT_PROMPT
     dropped = dropped or out.with_name(f"{out.stem}.dropped.jsonl")
     text_model = TextModel(spec, "--model", temperature=temperature)

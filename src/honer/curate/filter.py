@@ -133,15 +133,18 @@ def filter_rows(
     count_tokens: TokenCounter | None = None,
     answer_fields: list[str] | None = None,
     meter: Meter | None = None,
+    judge: Any = None,
 ) -> FilterResult:
     """Stream `source` and write the rows whose answers pass every check to `out`, the others
     (with `source` place and `reasons`) to `dropped`."""
     if out.resolve() == dropped.resolve():
         raise DataError(f"--dropped {dropped}: must differ from --out.")
     bounds = bounds or LengthBounds()
-    if not checks and bounds == LengthBounds():
+    if not checks and bounds == LengthBounds() and judge is None:
         raise DataError("nothing to filter by: select a check, or set an answer-length bound.")
-    result = FilterResult(Tally(), checks=[c.name for c in checks])
+    result = FilterResult(
+        Tally(), checks=[c.name for c in checks] + ([f"judge {judge.name}"] if judge else [])
+    )
     with ExitStack() as stack:
         kept = stack.enter_context(JsonlWriter(out))
         bad = stack.enter_context(JsonlWriter(dropped))
@@ -159,6 +162,8 @@ def filter_rows(
                     f"{', '.join(record.row)}); name it with --answer-field FIELD."
                 )
             reasons = _row_reasons(answers, checks, bounds, count_tokens, result.check_failures)
+            if not reasons and judge is not None:
+                reasons = _judge_reasons(judge, record.row, answers, result.check_failures)
             if not reasons:
                 kept.write(record.row)
                 result.tally.keep()
@@ -191,6 +196,23 @@ def _row_reasons(
     for answer in answers:
         reasons += bounds.problems(answer, count_tokens)
     return reasons
+
+
+def _judge_reasons(
+    judge: Any, row: dict[str, Any], answers: list[str], failures: Counter[str]
+) -> list[str]:
+    """The judge's verdict on a row that passed the checks (asked only then: it costs a model
+    call). The request shown to it is the row's last user turn or instruction, when it has one."""
+    from honer.curate.synth import row_pair
+
+    pair = row_pair(row)
+    case = {"prompt": pair.question if pair else "", "output": answers[-1]}
+    [verdict] = judge.judge([case])
+    if verdict.verdict == "pass":
+        return []
+    failures[f"judge {judge.name}"] += 1
+    critique = f": {verdict.critique}" if verdict.critique else ""
+    return [f"judge {judge.name}: {verdict.verdict}{critique}"]
 
 
 def _passes(check: Any, answer: str) -> bool:

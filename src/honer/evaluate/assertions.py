@@ -130,8 +130,8 @@ def build_check(spec: dict[str, Any], where: str) -> Check:
             [
                 (
                     f"{where}.type",
-                    "a `judge` check reads generations with a model; it runs in `honer evaluate` "
-                    "only (not as a reward or a data filter).",
+                    "a `judge` check asks a model: it runs in `honer evaluate`, and in `honer "
+                    "data filter/synth --judge NAME`, not as a level-1 check or a reward.",
                 )
             ]
         )
