@@ -128,7 +128,7 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "judge reward",
         {**GRPO, "trl": {"reward_funcs": [{"type": "judge", "model": "m"}], "num_generations": 4}},
         "trl.reward_funcs[0]",
-        "not as a reward",
+        "it is not a reward",
     ),
     ("ref model without rl", {"rl_reference_model": "m"}, "rl_reference_model", "`rl` runs"),
     (

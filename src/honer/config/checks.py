@@ -614,13 +614,13 @@ def _grpo(cfg: Config, entries: list[tuple[str, list[Any]]]) -> Iterator[Problem
                 if any(c.get("type") == "judge" for c in cfg.evals.checks):
                     yield (
                         where,
-                        "`evals` includes a `judge` check, which runs in `honer evaluate` only: "
+                        "`evals` includes a `judge` check, which asks a model and is not a reward: "
                         "list the other checks as rewards instead.",
                     )
             continue
         rewards += 1
         if isinstance(spec, dict) and spec.get("type") == "judge":
-            yield where, "a `judge` check runs in `honer evaluate` only, not as a reward."
+            yield where, "a `judge` check asks a model per completion: it is not a reward."
         elif isinstance(spec, dict):
             yield from spec_problems(spec, where)
         elif not _PYTHON_NAME.match(spec):
