@@ -104,9 +104,17 @@ def evaluate(
         rows = export_sheet(result.output_dir, export_critiques, bom=bom)
         console.print(
             f"critique sheet: {export_critiques} ({rows} cases); fill expert_verdict (pass/fail) "
-            f"and expert_critique, then: honer evaluate {config} --align {export_critiques}",
+            f"and expert_critique, then: honer evaluate {config}{_selection(checkpoint, base_model_only, output)} "
+            f"--align {export_critiques}",
             markup=False,
         )
+
+
+def _selection(checkpoint: Path | None, base_model_only: bool, output: Path | None) -> str:
+    """The flags that chose the evaluated model and results folder (for the --align hint)."""
+    flags = f" --checkpoint {checkpoint}" if checkpoint else ""
+    flags += " --base-model-only" if base_model_only else ""
+    return flags + (f" --output {output}" if output else "")
 
 
 def _print_agreement(result: tuple) -> None:
