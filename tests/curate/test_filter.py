@@ -162,3 +162,17 @@ def test_the_judge_is_asked_about_rows_that_pass_the_checks(stub_server, tmp_pat
     # Only the 2 rows that passed the checks were sent to the judge, with their request.
     assert len(_Stub.seen) == 2
     assert "Request: all cities" in _Stub.seen[1]["body"]["messages"][0]["content"]
+
+
+def test_checks_can_come_from_an_evals_file(tmp_path: Path) -> None:
+    data, cfg = _files(tmp_path, ROWS)
+    evals = tmp_path / "evals.yml"
+    evals.write_text("checks:\n  - {type: not_regex, pattern: DROP, name: no_drop}\n")
+    out = tmp_path / "kept.jsonl"
+    result = runner.invoke(app, ["data", "filter", str(cfg), "-o", str(out), "--evals", str(evals)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert read_jsonl(out) == [ROWS[0], ROWS[2]]
+    evals.write_text("checks:\n  - {type: regex}\n")
+    bad = runner.invoke(app, ["data", "filter", str(cfg), "-o", str(out), "--evals", str(evals)])
+    assert isinstance(bad.exception, ConfigError)
+    assert bad.exception.problems == [("--evals checks[0].pattern", "required for a `regex` check.")]

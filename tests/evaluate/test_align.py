@@ -157,3 +157,28 @@ def test_report_shows_judge_rates_agreement_and_critiques(tmp_path: Path) -> Non
     assert "Agreement with the expert (grader, 10 reviewed cases)" in page
     assert "<td>70.0%</td><td>75.0%</td><td>60.0%</td><td>0.40</td>" in page
     assert "<td>c3</td>" in page  # a failed case's critique
+
+
+def test_a_filled_sheet_is_a_few_shot_file(tmp_path: Path) -> None:
+    from honer.evaluate.judge import read_few_shot
+
+    results = _results(tmp_path)
+    sheet = tmp_path / "s.csv"
+    export_sheet(results, sheet, bom=True)
+    _fill(sheet, EXPERT[:2] + [""] * 8)
+    examples = read_few_shot(sheet, "evals.checks[0]")
+    assert examples == [
+        {
+            "prompt": "question 0",
+            "answer": examples[0]["answer"],
+            "verdict": "fail",
+            "critique": "expert on 0",
+        },
+        {
+            "prompt": "question 1",
+            "answer": "SELECT 1",
+            "verdict": "fail",
+            "critique": "expert on 1",
+        },
+    ]
+    assert examples[0]["answer"].startswith("SELECT 0\nFROM t")

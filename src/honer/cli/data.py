@@ -246,6 +246,35 @@ def clean(
     console.print(f"rejects: {rejects} ({tally.rejected_total} rows)", markup=False)
 
 
+def _with_evals_file(cfg: Any, path: Path) -> Any:
+    """`cfg` with its `evals:` section read from `path` (a YAML mapping with `checks:`),
+    validated like the config's own."""
+    import yaml
+
+    from honer.config.schema import EvalsConfig
+    from honer.errors import ConfigError
+
+    if not path.is_file():
+        raise ConfigError([("--evals", f"`{path}` does not exist.")])
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        section = EvalsConfig.model_validate(raw)
+    except Exception as err:
+        raise ConfigError(
+            [("--evals", f"{path}: not an evals section (a mapping with `checks:`): {err}")]
+        ) from None
+    from honer.config.evals import spec_problems
+
+    problems = [
+        p
+        for i, spec in enumerate(section.checks)
+        for p in spec_problems(spec, f"--evals checks[{i}]")
+    ]
+    if problems:
+        raise ConfigError(problems)
+    return cfg.model_copy(update={"evals": section})
+
+
 def _config_judge(cfg: Any, name: str) -> Any:
     """The config's `type: judge` check named `name` (for --judge)."""
     from honer.errors import ConfigError
@@ -273,6 +302,11 @@ def filter_command(
     ),
     check: list[str] = typer.Option(
         [], "--check", help="Run only the check with this name (repeat; default: all)."
+    ),
+    evals: Path | None = typer.Option(
+        None,
+        "--evals",
+        help="A YAML file with a `checks:` list (as under `evals:`) to use instead of the config's.",
     ),
     answer_field: list[str] = typer.Option(
         [], "--answer-field", help="Field holding the answer, when the row shape does not tell."
@@ -304,6 +338,8 @@ def filter_command(
                 f"datasets[0].path `{first}` is not a local file: pass the rows with --data FILE."
             )
         data = first
+    if evals is not None:
+        cfg = _with_evals_file(cfg, evals)
     checks = selected_checks(cfg, check)
     the_judge = _config_judge(cfg, judge) if judge else None
     bounds = LengthBounds(min_chars, max_chars, min_tokens, max_tokens)
