@@ -175,4 +175,6 @@ def test_checks_can_come_from_an_evals_file(tmp_path: Path) -> None:
     evals.write_text("checks:\n  - {type: regex}\n")
     bad = runner.invoke(app, ["data", "filter", str(cfg), "-o", str(out), "--evals", str(evals)])
     assert isinstance(bad.exception, ConfigError)
-    assert bad.exception.problems == [("--evals checks[0].pattern", "required for a `regex` check.")]
+    assert bad.exception.problems == [
+        ("--evals checks[0].pattern", "required for a `regex` check.")
+    ]
