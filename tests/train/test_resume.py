@@ -90,3 +90,45 @@ def test_sigkill_mid_checkpoint_then_resume_matches_uninterrupted(tiny_model_dir
     assert expected.keys() == got.keys()
     worst = max(float((expected[k] - got[k]).abs().max()) for k in expected)
     assert worst <= 1e-6
+
+
+def test_resume_of_a_finished_run_trains_nothing(
+    tiny_model_dir: Path, tmp_path: Path, capsys
+) -> None:
+    """The latest checkpoint is the last step: --resume must not run a step 5 of 4 and write
+    over the result. With the final save interrupted, the result is rewritten from it."""
+    from safetensors.torch import load_file
+
+    import honer
+    from tests.helpers import write_addition_run
+
+    cfg = honer.load_config(
+        write_addition_run(
+            tmp_path,
+            tiny_model_dir,
+            16,
+            "adapter: lora\nmax_steps: 4\nsave_steps: 2\nmicro_batch_size: 2\n",
+        )
+    )
+    honer.train_model(cfg)
+    out = tmp_path / "out"
+    adapter = out / "adapter_model.safetensors"
+    before = adapter.read_bytes()
+    metrics = (out / "metrics.jsonl").read_text()
+    run = honer.train_model(cfg, resume=True)
+    assert run.global_step == 4
+    assert adapter.read_bytes() == before
+    assert (out / "metrics.jsonl").read_text() == metrics  # no step 5 logged
+    assert "already finished (step 4 of 4): nothing to train" in capsys.readouterr().out
+
+    # A kill during the final save: the weights and config.yml are missing.
+    adapter.unlink()
+    (out / "config.yml").unlink()
+    honer.train_model(cfg, resume=True)
+    assert "final save did not complete: the result was written again" in capsys.readouterr().out
+    restored = load_file(adapter)
+    last = load_file(out / "checkpoint-4" / "adapter_model.safetensors")
+    assert sorted(restored) == sorted(last)
+    assert all(bool((restored[k] == last[k]).all()) for k in restored)
+    assert (out / "config.yml").is_file()
+    assert (out / "metrics.jsonl").read_text() == metrics

@@ -110,7 +110,8 @@ def train(cfg: Config, *, resume: bool = False, console: Console | None = None) 
     if main:
         loss = "n/a" if result.final_loss is None else f"{result.final_loss:.4f}"
         console.print(f"finished at step {result.global_step}; final loss {loss}", markup=False)
-        record_run(cfg, result, data.path.name, time.perf_counter() - started, console)
+        if not result.already_finished:  # a finished run is recorded once, when it trained
+            record_run(cfg, result, data.path.name, time.perf_counter() - started, console)
         stats = {**data.stats, "train_lengths": length_histogram(data.train)}
         report = write_report(result.output_dir, stats, console)
         write_model_card(cfg, result.output_dir)

@@ -346,6 +346,8 @@ class TrainResult:
     saved: list[str] = field(default_factory=list)
     # Non-padding tokens per second of the run (`include_tokens_per_second`), else None.
     tokens_per_second: float | None = None
+    # The resume target was the run's last step: nothing was trained (see `_already_finished`).
+    already_finished: bool = False
 
 
 def _count_trained_tokens(dataset: Dataset) -> int:
@@ -515,6 +517,60 @@ def train(
     return run_built(cfg, trainer, plan, _summary(plan, trained_tokens, cfg), resume, console)
 
 
+FINAL_WEIGHTS = ("adapter_model.safetensors", "model.safetensors", "model.safetensors.index.json")
+
+
+def _already_finished(
+    cfg: Config,
+    trainer: Any,
+    plan: StepPlan,
+    checkpoint: Path,
+    step: int,
+    console: Console | None,
+    before_save: Any = None,
+) -> TrainResult:
+    """Resuming from a checkpoint of the run's last step trains nothing (transformers would run
+    one step more and overwrite the result). If the final save completed (`config.yml`, written
+    last, and the weights are there), everything is kept as it is; if it was interrupted (a kill
+    or a full disk during the final save), the result is written again from that checkpoint."""
+    import json as _json
+
+    console = console or Console(highlight=False, soft_wrap=True)
+    out = Path(cfg.output_dir)
+    state = _json.loads((checkpoint / ckpt.TRAINER_STATE).read_text(encoding="utf-8"))
+    losses = [h["loss"] for h in state.get("log_history", []) if "loss" in h]
+    complete = (out / CONFIG_FILE).is_file() and any((out / n).is_file() for n in FINAL_WEIGHTS)
+    saved: list[str] = []
+    if complete:
+        message = (
+            f"the run in {out} already finished (step {step} of {step}): nothing to train; its "
+            "result is kept as it is. Train again into a new output_dir to start over."
+        )
+    else:
+        best = state.get("best_model_checkpoint") if cfg.load_best_model_at_end else None
+        source = Path(best) if best and Path(best).is_dir() else checkpoint
+        trainer._load_from_checkpoint(str(source))  # transformers' own loader (model/adapter)
+        if before_save is not None:
+            before_save(trainer)
+        saved = save_final(trainer, cfg)
+        message = (
+            f"the run in {out} had finished (step {step} of {step}) but its final save did not "
+            f"complete: the result was written again from {source}: {', '.join(saved)}."
+        )
+    if trainer.args.should_save:
+        console.print(message, markup=False)
+    return TrainResult(
+        output_dir=out,
+        global_step=step,
+        final_loss=losses[-1] if losses else None,
+        train_loss=float(losses[-1]) if losses else 0.0,
+        plan=plan,
+        resumed_from=checkpoint,
+        saved=saved,
+        already_finished=True,
+    )
+
+
 def run_built(
     cfg: Config,
     trainer: Any,
@@ -529,6 +585,8 @@ def run_built(
     atomic final save. `before_save(trainer)` runs between training and saving."""
     console = console or Console(highlight=False, soft_wrap=True)
     resume_from = ckpt.resolve_resume(cfg, resume)
+    if resume_from is not None and (step := ckpt.finished_step(resume_from)) is not None:
+        return _already_finished(cfg, trainer, plan, resume_from, step, console, before_save)
     out = Path(cfg.output_dir)
     if trainer.args.should_save:
         ckpt.clean_staging(out)
