@@ -44,6 +44,12 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("dpo loss without rl", {"dpo_loss_type": ["sigmoid"]}, "dpo_loss_type", "applies to `rl:"),
     ("rm keys without rm", {"num_labels": 1}, "num_labels", "applies to reward models"),
     (
+        "not a causal lm",
+        {"model_type": "AutoModel"},
+        "model_type",
+        "is not a causal language model",
+    ),
+    (
         "step key off stepwise",
         {"datasets": [{"path": "d.jsonl", "type": "alpaca", "train_on_last_step_only": True}]},
         "datasets[0].train_on_last_step_only",

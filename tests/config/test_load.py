@@ -224,3 +224,19 @@ def test_config_is_frozen() -> None:
 def test_report_to_adds_wandb_for_a_project() -> None:
     cfg = config_from_dict({**MINIMAL, "wandb_project": "p", "report_to": ["tensorboard"]})
     assert cfg.resolved_report_to == ["tensorboard", "wandb"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("learning_rate", float("inf"), "must be a finite number (not .inf or .nan)."),
+        ("num_epochs", float("inf"), "must be a finite number (not .inf or .nan)."),
+        ("val_set_size", float("nan"), "must be a finite number (not .inf or .nan)."),
+        ("seed", -1, "Input should be greater than or equal to 0"),
+        ("seed", 2**32, "Input should be less than 4294967296"),
+        ("micro_batch_size", True, "must be a number, not true/false"),
+        ("lora_dropout", False, "must be a number, not true/false"),
+    ],
+)
+def test_values_that_would_fail_later_are_refused(key: str, value: object, message: str) -> None:
+    assert errors_of({**MINIMAL, key: value})[key] == message

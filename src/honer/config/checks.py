@@ -792,7 +792,24 @@ def _method_keys(cfg: Config) -> Iterator[Problem]:
         )
 
 
+def _model_class(cfg: Config) -> Iterator[Problem]:
+    """`model_type` names a class whose loss honer trains: a causal LM (a reward model's and a
+    process reward model's classifiers are checked with them)."""
+    name = cfg.model_type
+    if (
+        name
+        and not (cfg.reward_model or cfg.process_reward_model)
+        and not name.endswith("ForCausalLM")
+    ):
+        yield (
+            "model_type",
+            f"`{name}` is not a causal language model class: use `AutoModelForCausalLM` (the "
+            "default) or the architecture's `…ForCausalLM` class.",
+        )
+
+
 CHECKS: list[Callable[[Config], Iterator[Problem]]] = [
+    _model_class,
     _precision,
     _gguf,
     _quantization,

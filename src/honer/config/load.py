@@ -470,7 +470,9 @@ def _pydantic_problems(err: ValidationError) -> list[Problem]:
             or p.isidentifier()
             and p not in ("str", "int", "float", "bool", "list", "dict", "literal")
         )
-        msg = e["msg"]
+        msg = e["msg"].removeprefix("Value error, ")  # a validator's own message, as written
+        if e["type"] == "finite_number":
+            msg = "must be a finite number (not .inf or .nan)."
         if e["type"] == "literal_error":
             msg = _literal_message(e)
         elif e["type"] == "int_from_float" and loc == ("warmup_steps",):

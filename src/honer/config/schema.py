@@ -188,10 +188,42 @@ FsdpOption = Literal[
 PositiveInt = Annotated[int, Field(ge=1)]
 
 
+def _annotation_kinds(annotation: Any) -> set[Any]:
+    """The plain types an annotation admits (through Optional, unions, Annotated, Literal)."""
+    from typing import get_args, get_origin
+
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return {type(a) for a in get_args(annotation)}
+    if origin is None:
+        return {annotation}
+    if origin in (list, dict, tuple, set):
+        return {origin}
+    kinds: set[Any] = set()
+    for arg in get_args(annotation):
+        kinds |= _annotation_kinds(arg)
+    return kinds
+
+
 class _Section(BaseModel):
     """Shared settings: frozen, unknown keys rejected (load.py reports them with a suggestion)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
+    # Non-finite numbers (`.inf`, `.nan` in YAML) are refused: a learning rate of .inf would
+    # train to an all-NaN model and exit 0.
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", protected_namespaces=(), allow_inf_nan=False
+    )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, value: Any, info: Any) -> Any:
+        """`micro_batch_size: true` is not 1: a number field refuses true/false (pydantic would
+        read them as 1/0)."""
+        if isinstance(value, bool) and info.field_name in cls.model_fields:
+            kinds = _annotation_kinds(cls.model_fields[info.field_name].annotation)
+            if bool not in kinds and kinds & {int, float}:
+                raise ValueError("must be a number, not true/false")
+        return value
 
 
 class SpecialTokens(_Section):
@@ -906,8 +938,12 @@ class Config(_Section):
         description="Resume from the latest checkpoint in `output_dir` when there is one, start "
         "fresh when there is none (a job a scheduler may restart).",
     )
-    seed: int = Field(42, description="Random seed (model init, adapter init, shuffling).")
-    data_seed: int | None = Field(None, description="Seed for data order (default: `seed`).")
+    seed: int = Field(
+        42, ge=0, lt=2**32, description="Random seed (model init, adapter init, shuffling)."
+    )
+    data_seed: int | None = Field(
+        None, ge=0, lt=2**32, description="Seed for data order (default: `seed`)."
+    )
     strict: bool = Field(
         False, description="Turn config and data warnings into errors (e.g. EOS mismatch)."
     )
