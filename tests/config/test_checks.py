@@ -47,7 +47,7 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "not a causal lm",
         {"model_type": "AutoModel"},
         "model_type",
-        "is not a causal language model",
+        "is not a language model class",
     ),
     (
         "step key off stepwise",

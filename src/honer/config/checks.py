@@ -796,15 +796,17 @@ def _model_class(cfg: Config) -> Iterator[Problem]:
     """`model_type` names a class whose loss honer trains: a causal LM (a reward model's and a
     process reward model's classifiers are checked with them)."""
     name = cfg.model_type
+    generative = ("ForCausalLM", "ForConditionalGeneration", "LMHeadModel")
     if (
         name
         and not (cfg.reward_model or cfg.process_reward_model)
-        and not name.endswith("ForCausalLM")
+        and not name.endswith(generative)
     ):
         yield (
             "model_type",
-            f"`{name}` is not a causal language model class: use `AutoModelForCausalLM` (the "
-            "default) or the architecture's `…ForCausalLM` class.",
+            f"`{name}` is not a language model class with an output head: use "
+            "`AutoModelForCausalLM` (the default) or the architecture's `…ForCausalLM` / "
+            "`…ForConditionalGeneration` / `…LMHeadModel` class.",
         )
 
 
