@@ -180,3 +180,19 @@ def test_generating_commands_refuse_a_reward_model(tmp_path: Path, command: str)
         f"error: `honer {command}` is for language models, and this config"
     )
     assert "Traceback" not in result.stderr
+
+
+def test_validate_labels_a_missing_local_file_as_such(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(
+        "base_model: some/model\noutput_dir: out\ndatasets:\n"
+        f"  - path: {tmp_path / 'nowhere.jsonl'}\n    type: alpaca\n"
+        "  - path: tatsu-lab/alpaca\n    type: alpaca\n"
+    )
+    result = runner.invoke(app, ["validate", str(cfg)])
+    assert result.exit_code == 0, result.output
+    assert (
+        "nowhere.jsonl  type=alpaca  (local file not found: create it before training, or fix `path`)"
+        in result.output
+    )
+    assert "tatsu-lab/alpaca  type=alpaca  (Hugging Face Hub)" in result.output

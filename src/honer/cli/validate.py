@@ -39,7 +39,12 @@ def summary_lines(cfg: Config) -> list[str]:
     lines.append("datasets:")
     for i, ds in enumerate(cfg.datasets):
         try:
-            where = "local" if local_files(ds) is not None else "Hugging Face Hub"
+            if local_files(ds) is not None:
+                where = "local"
+            elif _looks_local(ds.path):
+                where = "local file not found: create it before training, or fix `path`"
+            else:
+                where = "Hugging Face Hub"
         except Exception as err:  # a folder without data files: say so, validation goes on
             where = f"problem: {err}"
         lines.append(f"  [{i}] {ds.path}  type={ds.type}  ({where})")
@@ -68,3 +73,16 @@ def validate(config: Path = typer.Argument(..., help="YAML config file.")) -> No
     console.print(f"[green]✓[/] {config} is valid")
     for line in summary_lines(cfg):
         console.print(line, markup=False)
+
+
+def _looks_local(path: str) -> bool:
+    """A path that can only mean a local file: a data-file suffix, or written as a path
+    (absolute, `./`, `../`, `~`, or more than one folder deep); a hub name is `owner/name`."""
+    from honer.data.sources import SUFFIXES
+
+    p = Path(path)
+    return (
+        p.suffix.lower() in SUFFIXES
+        or path.startswith(("/", "./", "../", "~"))
+        or path.count("/") > 1
+    )
