@@ -33,9 +33,9 @@ def test_model_type_names_a_transformers_class(tiny_model_dir, tmp_path):
     model = _load(config(tiny_model_dir, tmp_path, model_type="LlamaForCausalLM"))
     assert type(model).__name__ == "LlamaForCausalLM"
     with pytest.raises(
-        ModelError, match=r"^model_type: `LlamaForCasualLM` is not a transformers model class"
+        ModelError, match=r"^model_type: `LamaForCausalLM` is not a transformers model class"
     ):
-        _load(config(tiny_model_dir, tmp_path, model_type="LlamaForCasualLM"))
+        _load(config(tiny_model_dir, tmp_path, model_type="LamaForCausalLM"))
 
 
 def test_base_model_config_is_read_from_its_own_folder(tiny_model_dir, tmp_path):
