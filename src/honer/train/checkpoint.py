@@ -208,14 +208,6 @@ def truncate_metrics(path: Path, step: int) -> None:
     atomic_write_text(path, "".join(f"{line}\n" for line in kept))
 
 
-def finished_step(checkpoint: Path) -> int | None:
-    """The step of a checkpoint saved at the end of its run (its `global_step` reached the run's
-    `max_steps`), or None for a checkpoint from the middle of a run."""
-    state = json.loads((checkpoint / TRAINER_STATE).read_text(encoding="utf-8"))
-    step, total = int(state.get("global_step", 0)), int(state.get("max_steps") or 0)
-    return step if total > 0 and step >= total else None
-
-
 def read_step(checkpoint: Path) -> int:
     """The global step a checkpoint was saved at (from its trainer_state.json)."""
     state = json.loads((checkpoint / TRAINER_STATE).read_text(encoding="utf-8"))

@@ -543,7 +543,7 @@ def _already_finished(
     saved: list[str] = []
     if complete:
         message = (
-            f"the run in {out} already finished (step {step} of {step}): nothing to train; its "
+            f"the run in {out} already finished (step {step} of {plan.total_steps}): nothing to train; its "
             "result is kept as it is. Train again into a new output_dir to start over."
         )
     else:
@@ -554,7 +554,7 @@ def _already_finished(
             before_save(trainer)
         saved = save_final(trainer, cfg)
         message = (
-            f"the run in {out} had finished (step {step} of {step}) but its final save did not "
+            f"the run in {out} had finished (step {step} of {plan.total_steps}) but its final save did not "
             f"complete: the result was written again from {source}: {', '.join(saved)}."
         )
     if trainer.args.should_save:
@@ -585,7 +585,9 @@ def run_built(
     atomic final save. `before_save(trainer)` runs between training and saving."""
     console = console or Console(highlight=False, soft_wrap=True)
     resume_from = ckpt.resolve_resume(cfg, resume)
-    if resume_from is not None and (step := ckpt.finished_step(resume_from)) is not None:
+    # A checkpoint at (or past) this run's last step: nothing left to train. (A larger
+    # `max_steps` than the checkpoint's run had is a longer run: it trains on.)
+    if resume_from is not None and (step := ckpt.read_step(resume_from)) >= plan.total_steps:
         return _already_finished(cfg, trainer, plan, resume_from, step, console, before_save)
     out = Path(cfg.output_dir)
     if trainer.args.should_save:
