@@ -24,11 +24,10 @@ from trl.trainer.utils import add_fused_lm_head
 
 from honer.config.schema import Config
 from honer.errors import DataError
-from honer.train import optim
 from honer.train.args import StepPlan, plan_steps, training_arguments
 from honer.train.callbacks import MetricsJsonlCallback
 from honer.train.preference import REF_ADAPTER, drop_reference_adapter
-from honer.train.trainer import RunMixin, TrainResult, attach_callbacks, run_built
+from honer.train.trainer import RunMixin, TrainResult, run_built, set_up_run
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -38,18 +37,9 @@ class HonerGRPOTrainer(RunMixin, GRPOTrainer):
     """TRL's `GRPOTrainer` with honer's run behaviour; counts prompt + completion tokens (all)
     and completion tokens (trained) for the tokens/s in the log."""
 
-    def compute_loss(
-        self,
-        model: Any,
-        inputs: dict[str, Any],
-        return_outputs: bool = False,
-        num_items_in_batch: Any = None,
-    ) -> Any:
-        if model.training:
-            completion = int(inputs["completion_mask"].sum())
-            self._tokens_since_log += int(inputs["prompt_mask"].sum()) + completion
-            self._trained_since_log += completion
-        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+    def batch_tokens(self, inputs: dict[str, Any]) -> tuple[int, int]:
+        completion = int(inputs["completion_mask"].sum())
+        return int(inputs["prompt_mask"].sum()) + completion, completion
 
 
 def grpo_template_kwargs(cfg: Config) -> dict[str, Any] | None:
@@ -192,10 +182,7 @@ def build_grpo_trainer(
     # Prompts given as messages are rendered with the template the data was prepared with
     # (the config's `chat_template`), not only the tokenizer's own.
     trainer.chat_template = format_context(cfg, cfg.datasets[0], tokenizer).chat_template
-    trainer.optimizer_cls_and_kwargs = optim.optimizer_cls_and_kwargs(cfg)
-    trainer.lr_policy = optim.lr_policy(cfg)
-    console = console or Console(highlight=False, soft_wrap=True)
-    attach_callbacks(trainer, console, callbacks)
+    set_up_run(trainer, cfg, console, callbacks)
     return trainer, plan
 
 

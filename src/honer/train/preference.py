@@ -31,10 +31,9 @@ from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer
 
 from honer.config.schema import REFERENCE_FREE, Config
 from honer.errors import DataError
-from honer.train import optim
 from honer.train.args import StepPlan, plan_steps, training_arguments
 from honer.train.callbacks import MetricsJsonlCallback
-from honer.train.trainer import RunMixin, TrainResult, attach_callbacks, run_built
+from honer.train.trainer import RunMixin, TrainResult, run_built, set_up_run
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -49,17 +48,8 @@ class _PreferenceRun(RunMixin):
     """Counts the tokens of TRL's preference batches for `RunMixin`'s tokens/s (their batches
     carry `completion_mask`: every sequence's tokens, and the trained answers')."""
 
-    def compute_loss(
-        self,
-        model: Any,
-        inputs: dict[str, Any],
-        return_outputs: bool = False,
-        num_items_in_batch: Any = None,
-    ) -> Any:
-        if model.training:
-            self._tokens_since_log += int(inputs["attention_mask"].sum())
-            self._trained_since_log += int(inputs["completion_mask"].sum())
-        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)  # type: ignore[misc]
+    def batch_tokens(self, inputs: dict[str, Any]) -> tuple[int, int]:
+        return int(inputs["attention_mask"].sum()), int(inputs["completion_mask"].sum())
 
 
 class HonerDPOTrainer(_PreferenceRun, DPOTrainer):
@@ -197,10 +187,7 @@ def build_preference_trainer(
         # A fresh adapter is zero at the start: the base with adapters disabled is the same
         # reference, without TRL's second copy of the adapter.
         trainer.model.delete_adapter(REF_ADAPTER)
-    trainer.optimizer_cls_and_kwargs = optim.optimizer_cls_and_kwargs(cfg)
-    trainer.lr_policy = optim.lr_policy(cfg)
-    console = console or Console(highlight=False, soft_wrap=True)
-    attach_callbacks(trainer, console, callbacks)
+    set_up_run(trainer, cfg, console, callbacks)
     return trainer, plan
 
 

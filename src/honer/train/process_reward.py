@@ -21,10 +21,9 @@ from transformers import DataCollatorForTokenClassification, Trainer
 from honer.config.schema import Config
 from honer.data.tokenize import IGNORE_INDEX
 from honer.errors import DataError
-from honer.train import optim
 from honer.train.args import StepPlan, plan_steps, training_arguments
 from honer.train.callbacks import MetricsJsonlCallback
-from honer.train.trainer import RunMixin, TrainResult, attach_callbacks, run_built
+from honer.train.trainer import RunMixin, TrainResult, run_built, set_up_run
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -34,17 +33,11 @@ class HonerProcessRewardTrainer(RunMixin, Trainer):
     """`Trainer` for a token classifier, with honer's run behaviour. Tokens/s counts every
     token read, and the labelled step ends as the trained ones."""
 
-    def compute_loss(
-        self,
-        model: Any,
-        inputs: dict[str, Any],
-        return_outputs: bool = False,
-        num_items_in_batch: Any = None,
-    ) -> Any:
-        if model.training:
-            self._tokens_since_log += int(inputs["attention_mask"].sum())
-            self._trained_since_log += int((inputs["labels"] != IGNORE_INDEX).sum())
-        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+    def batch_tokens(self, inputs: dict[str, Any]) -> tuple[int, int]:
+        return (
+            int(inputs["attention_mask"].sum()),
+            int((inputs["labels"] != IGNORE_INDEX).sum()),
+        )
 
 
 def _predicted_class(logits: Any, labels: Any) -> Any:
@@ -95,9 +88,7 @@ def build_process_reward_trainer(
         preprocess_logits_for_metrics=_predicted_class,
         callbacks=[MetricsJsonlCallback(cfg.output_dir)],
     )
-    trainer.optimizer_cls_and_kwargs = optim.optimizer_cls_and_kwargs(cfg)
-    trainer.lr_policy = optim.lr_policy(cfg)
-    attach_callbacks(trainer, console or Console(highlight=False, soft_wrap=True), callbacks)
+    set_up_run(trainer, cfg, console, callbacks)
     return trainer, plan
 
 

@@ -41,18 +41,12 @@ class _TokenizedPairs(RunMixin):
     def tokenize_row(self, feature: dict[str, Any], model: Any = None) -> dict[str, Any]:
         return {}  # nothing to add: `trained_layout` wrote the trainer's columns
 
-    def compute_loss(
-        self,
-        model: Any,
-        inputs: dict[str, Any],
-        return_outputs: bool = False,
-        num_items_in_batch: Any = None,
-    ) -> Any:
-        if model.training:
-            for side in ("chosen", "rejected"):
-                self._tokens_since_log += int(inputs[f"{side}_attention_mask"].sum())
-                self._trained_since_log += int((inputs[f"{side}_labels"] != IGNORE_INDEX).sum())
-        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)  # type: ignore[misc]
+    def batch_tokens(self, inputs: dict[str, Any]) -> tuple[int, int]:
+        sides = ("chosen", "rejected")
+        return (
+            sum(int(inputs[f"{side}_attention_mask"].sum()) for side in sides),
+            sum(int((inputs[f"{side}_labels"] != IGNORE_INDEX).sum()) for side in sides),
+        )
 
 
 class HonerORPOTrainer(_TokenizedPairs, ORPOTrainer):

@@ -23,10 +23,9 @@ from trl import RewardConfig, RewardTrainer
 
 from honer.config.schema import Config
 from honer.errors import DataError
-from honer.train import optim
 from honer.train.args import StepPlan, plan_steps, training_arguments
 from honer.train.callbacks import MetricsJsonlCallback
-from honer.train.trainer import RunMixin, TrainResult, attach_callbacks, run_built
+from honer.train.trainer import RunMixin, TrainResult, run_built, set_up_run
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -38,18 +37,9 @@ class HonerRewardTrainer(RunMixin, RewardTrainer):
     """TRL's `RewardTrainer` on honer's tokenized pairs, with honer's run behaviour. Every
     token of both sequences is read (and none generated): all count as trained for tokens/s."""
 
-    def compute_loss(
-        self,
-        model: Any,
-        inputs: dict[str, Any],
-        return_outputs: bool = False,
-        num_items_in_batch: Any = None,
-    ) -> Any:
-        if model.training:
-            tokens = int(inputs["attention_mask"].sum())
-            self._tokens_since_log += tokens
-            self._trained_since_log += tokens
-        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+    def batch_tokens(self, inputs: dict[str, Any]) -> tuple[int, int]:
+        tokens = int(inputs["attention_mask"].sum())
+        return tokens, tokens
 
 
 def reward_arguments(cfg: Config, plan: StepPlan, has_eval: bool) -> RewardConfig:
@@ -98,9 +88,7 @@ def build_reward_trainer(
         processing_class=tokenizer,
         callbacks=[MetricsJsonlCallback(cfg.output_dir)],
     )
-    trainer.optimizer_cls_and_kwargs = optim.optimizer_cls_and_kwargs(cfg)
-    trainer.lr_policy = optim.lr_policy(cfg)
-    attach_callbacks(trainer, console or Console(highlight=False, soft_wrap=True), callbacks)
+    set_up_run(trainer, cfg, console, callbacks)
     return trainer, plan
 
 

@@ -128,10 +128,28 @@ class RunMixin:
     # honer's own LR policy (`lr_scheduler` beyond transformers' six), warm-up not included.
     lr_policy: Any = None
 
-    # Tokens since the last logged step (all non-padding, and trained): the subclass counts
-    # them per micro-batch; `log` turns them into tokens/s.
+    # Tokens since the last logged step (all non-padding, and trained): counted per training
+    # micro-batch (`batch_tokens`, or the SFT loss itself); `log` turns them into tokens/s.
     _tokens_since_log = 0
     _trained_since_log = 0
+
+    def batch_tokens(self, inputs: dict[str, Any]) -> tuple[int, int] | None:
+        """(all non-padding tokens, trained tokens) of a training micro-batch, read from the
+        trainer's own batch layout; None where the loss counts them itself (SFT)."""
+        return None
+
+    def compute_loss(
+        self,
+        model: Any,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: Any = None,
+    ) -> Any:
+        if model.training and (counted := self.batch_tokens(inputs)) is not None:
+            self._tokens_since_log += counted[0]
+            self._trained_since_log += counted[1]
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)  # type: ignore[misc]
+
     _last_log_time: float | None = None
     _honer_train_start: float | None = None
 
@@ -403,6 +421,16 @@ def save_final(trainer: Trainer, cfg: Config) -> list[str]:
         shutil.rmtree(staged, ignore_errors=True)
     ckpt.atomic_write_text(out / CONFIG_FILE, resolved_config_yaml(cfg))
     return [*names, CONFIG_FILE]
+
+
+def set_up_run(
+    trainer: Any, cfg: Config, console: Console | None, callbacks: list[Any] | None
+) -> None:
+    """What a built TRL/transformers trainer needs to run the honer way: honer's optimizer and
+    LR policy, and `attach_callbacks`."""
+    trainer.optimizer_cls_and_kwargs = optim.optimizer_cls_and_kwargs(cfg)
+    trainer.lr_policy = optim.lr_policy(cfg)
+    attach_callbacks(trainer, console or Console(highlight=False, soft_wrap=True), callbacks)
 
 
 def attach_callbacks(trainer: Any, console: Console, callbacks: list[Any] | None) -> None:
